@@ -1,0 +1,173 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from '../errors.ts';
+import { get } from '../get.ts';
+import { formatSummary, showProgress } from './progress.ts';
+import type { Summary } from '../core/engine.ts';
+
+export const VERSION = '0.1.0';
+
+const DOWNLOAD_FLAGS = {
+  out: { type: 'string', short: 'o' },
+  concurrency: { type: 'string', short: 'c' },
+  'per-host': { type: 'string' },
+  retries: { type: 'string' },
+  'retry-delay': { type: 'string' },
+  timeout: { type: 'string' },
+  'stall-timeout': { type: 'string' },
+  'connect-timeout': { type: 'string' },
+  'max-bytes': { type: 'string' },
+  'max-redirects': { type: 'string' },
+  'max-retry-after': { type: 'string' },
+  'user-agent': { type: 'string' },
+  run: { type: 'string' },
+  storage: { type: 'string' },
+  fresh: { type: 'boolean' },
+  'retry-failed': { type: 'boolean' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const GET_HELP = `Usage: imgdl get <list.txt | URL...> [options]
+
+Downloads every image URL of a list (one a line; blank lines and # comments skipped) into a folder.
+Running the same command again continues the run: what is saved is skipped, what is pending is fetched.
+
+Options:
+  -o, --out DIR            output folder (default: named after the list, cats.txt → cats/; URLs → downloads/)
+  -c, --concurrency N      downloads at once (default 64)
+      --per-host N         downloads at once to one host (default: the concurrency)
+      --retries N          retries on network errors, timeouts, 408, 429, 5xx (default 4)
+      --retry-delay MS     first retry delay, doubled each time, with jitter (default 500)
+      --timeout SECONDS    time limit of one attempt (default 60)
+      --stall-timeout S    longest wait for headers or between body chunks (default 20)
+      --connect-timeout S  connect time limit (default 10)
+      --max-bytes SIZE     largest image accepted, e.g. 20MB; 0 = no limit (default 100MB)
+      --max-redirects N    redirects followed (default 10)
+      --max-retry-after S  longest Retry-After waited for (default 120)
+      --user-agent UA      User-Agent header
+      --run NAME           run name (default: derived from the list and output folder)
+      --storage DIR        where run state is kept (default ./storage, or $CRAWLEE_STORAGE_DIR)
+      --fresh              forget this run's state and start over
+      --retry-failed       try again the images that failed before
+      --json               print one JSON summary on stdout at the end
+  -q, --quiet              no progress output
+  -h, --help               this help
+
+Exit status: 0 all saved, 1 some failed, 2 bad usage or unreadable list, 130 interrupted.`;
+
+const HELP = `imgdl ${VERSION}: get images off the web in bulk, fast, safely and resumably.
+
+Usage:
+  imgdl get <list.txt | URL...> [options]   download a list of image URLs into a folder
+  imgdl help get                            options of a command
+
+Run \`imgdl get --help\` for every option.`;
+
+/** Runs the CLI; returns the exit status. The one place where errors become messages and exit codes. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'get':
+        return await cmdGet(rest);
+      case 'help':
+        console.log(rest[0] === 'get' ? GET_HELP : HELP);
+        return 0;
+      case '--version':
+      case '-v':
+        console.log(VERSION);
+        return 0;
+      case undefined:
+      case '--help':
+      case '-h':
+        console.log(HELP);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`Unknown command ${JSON.stringify(command)}. Commands: get. See \`imgdl --help\`.`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`imgdl: ${(error as Error).message}`);
+      return 2;
+    }
+    console.error(`imgdl: ${(error as Error).stack ?? String(error)}`);
+    return 1;
+  }
+}
+
+async function cmdGet(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: DOWNLOAD_FLAGS, allowPositionals: true, strict: true });
+  if (values.help) {
+    console.log(GET_HELP);
+    return 0;
+  }
+  const stop = new AbortController();
+  const stopOnSignal = onSignals(stop, () => `imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
+  let endProgress: (() => void) | undefined;
+  let summary: Summary;
+  try {
+    summary = await get({
+      inputs: positionals,
+      out: values.out,
+      concurrency: numberOrUndefined(values.concurrency),
+      perHost: numberOrUndefined(values['per-host']),
+      retries: numberOrUndefined(values.retries),
+      retryDelay: numberOrUndefined(values['retry-delay']),
+      timeout: numberOrUndefined(values.timeout),
+      stallTimeout: numberOrUndefined(values['stall-timeout']),
+      connectTimeout: numberOrUndefined(values['connect-timeout']),
+      maxBytes: values['max-bytes'],
+      maxRedirects: numberOrUndefined(values['max-redirects']),
+      maxRetryAfter: numberOrUndefined(values['max-retry-after']),
+      userAgent: values['user-agent'],
+      run: values.run,
+      storage: values.storage,
+      fresh: values.fresh,
+      retryFailed: values['retry-failed'],
+      signal: stop.signal,
+      command: ['get', ...args],
+      onStart: (engine) => {
+        if (!values.quiet && !values.json) endProgress = showProgress(engine);
+        else if (!values.quiet && values.json && process.stderr.isTTY) endProgress = showProgress(engine);
+      },
+    });
+  } finally {
+    endProgress?.();
+    stopOnSignal();
+  }
+  if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  if (!values.quiet) {
+    console.error(formatSummary(summary));
+    if (summary.interrupted) console.error(`Resume with: imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
+  }
+  if (summary.interrupted) return 130;
+  return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
+}
+
+/** Kept as strings so that option validation (with its messages) happens in one place, resolveOptions. */
+function numberOrUndefined(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : (value as unknown as number);
+}
+
+/** First Ctrl-C / SIGTERM stops gracefully; a second one exits at once (the state stays consistent either way). */
+function onSignals(stop: AbortController, resume: () => string): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      console.error(`\nimgdl: stopped at once. Resume with: ${resume()}`);
+      process.exit(130);
+    }
+    console.error(`\nimgdl: ${signal}: stopping (again to quit at once)…`);
+    stop.abort(signal);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,71 @@
+import cliProgress from 'cli-progress';
+import bytes from 'bytes';
+import type { Engine, Summary } from '../core/engine.ts';
+import { REASON_CODES } from '../errors.ts';
+
+/** A progress bar on a terminal, a quiet line every few seconds otherwise. Both on stderr. */
+export function showProgress(engine: Engine, stream: NodeJS.WriteStream = process.stderr): () => void {
+  if (stream.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        stream,
+        format: ' {bar} {value}/{total} | failed {failed} | {rate} img/s | {size} | ETA {eta_formatted}',
+        hideCursor: true,
+        clearOnComplete: false,
+        etaBuffer: 200,
+        fps: 8,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    const fields = () => {
+      const p = engine.progress();
+      return { done: p.done + p.failed, total: Math.max(p.total, 1), p };
+    };
+    const first = fields();
+    bar.start(first.total, first.done, { failed: first.p.failed, rate: '0', size: '0B' });
+    const timer = setInterval(() => {
+      const { done, total, p } = fields();
+      bar.setTotal(total);
+      bar.update(done, { failed: p.failed, rate: rate(p.downloaded, p.elapsedMs), size: bytes.format(p.bytes) ?? '0B' });
+    }, 125);
+    return () => {
+      clearInterval(timer);
+      const { done, total, p } = fields();
+      bar.setTotal(total);
+      bar.update(done, { failed: p.failed, rate: rate(p.downloaded, p.elapsedMs), size: bytes.format(p.bytes) ?? '0B' });
+      bar.stop();
+    };
+  }
+  const timer = setInterval(() => {
+    const p = engine.progress();
+    stream.write(`imgdl: ${p.done + p.failed}/${p.total} handled, ${p.failed} failed, ${rate(p.downloaded, p.elapsedMs)} img/s\n`);
+  }, 5000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+function rate(count: number, ms: number): string {
+  return ms > 0 ? (count / (ms / 1000)).toFixed(0) : '0';
+}
+
+/** The end-of-run summary for a person. */
+export function formatSummary(s: Summary, cwd = process.cwd()): string {
+  const rel = (p: string) => (p.startsWith(cwd + '/') ? p.slice(cwd.length + 1) : p);
+  const lines = [
+    `${s.interrupted ? 'Stopped' : 'Done'}: ${s.downloaded} downloaded, ${s.skipped} skipped (already there), ${s.failed} failed` +
+      (s.pending > 0 ? `, ${s.pending} pending` : '') +
+      ` — ${bytes.format(s.bytes) ?? '0B'} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond} img/s)`,
+    `Images and ${rel(s.metadataFile)} in ${rel(s.outDir)}/`,
+  ];
+  if (s.failed > 0) {
+    const codes = Object.entries(s.failuresByCode)
+      .sort((a, b) => b[1] - a[1])
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ');
+    lines.push(`Failures (${codes}) in ${rel(s.failuresFile)}`);
+    for (const [code, n] of Object.entries(s.failuresByCode)) {
+      if (n) lines.push(`  ${code}: ${REASON_CODES[code as keyof typeof REASON_CODES]}`);
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,354 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pRetry from 'p-retry';
+import { imageSize } from 'image-size';
+import { imageSizeFromFile } from 'image-size/fromFile';
+import { DownloadError, toDownloadError } from '../errors.ts';
+import { header, type HttpClient, type HttpResponse } from '../http/client.ts';
+import type { KeyedLimiter } from '../http/limits.ts';
+import { disambiguate, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
+import { SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.ts';
+import type { Item, RunStore } from '../storage/state.ts';
+
+/** What is recorded for every saved image (one JSON line in the metadata file). */
+export interface ImageRecord {
+  url: string;
+  finalUrl: string;
+  file: string;
+  bytes: number;
+  sha256: string;
+  contentType: string;
+  width: number | null;
+  height: number | null;
+  /** Metadata a plugin attached to the image. */
+  metadata?: unknown;
+}
+
+export interface DownloadSettings {
+  retries: number;
+  /** First backoff delay; doubles each retry, with jitter. */
+  retryDelayMs: number;
+  /** A Retry-After longer than this is not waited for: the image fails with `http_status`. */
+  maxRetryAfterMs: number;
+  /** Whole-attempt time limit. */
+  timeoutMs: number;
+  maxBytes: number;
+  maxRedirects: number;
+  userAgent: string;
+}
+
+export interface DownloadContext {
+  settings: DownloadSettings;
+  http: HttpClient;
+  hosts: KeyedLimiter;
+  store: RunStore;
+  outDir: string;
+  tmpDir: string;
+  /** Lower-cased names already in the output folder before the run (never overwritten). */
+  existing: Set<string>;
+  /** Aborted when the run stops (Ctrl-C): the image stays pending, it does not fail. */
+  signal: AbortSignal;
+  onRetry?: (item: Item, error: DownloadError, attempt: number) => void;
+}
+
+/** Thrown when the run is stopping; the image is left pending for the next run. */
+export class Cancelled extends Error {
+  override name = 'Cancelled';
+}
+
+const HEAD_KEEP = 64 * 1024;
+const IN_MEMORY_LIMIT = 512 * 1024;
+
+/** Downloads, validates, names and saves one image. Throws DownloadError (or Cancelled). */
+export async function downloadItem(item: Item, ctx: DownloadContext): Promise<ImageRecord> {
+  const url = parseUrl(item.url);
+  const { settings } = ctx;
+  const tmpPath = path.join(ctx.tmpDir, `${item.id}-${process.pid}.part`);
+  try {
+    const fetched = await pRetry(() => attempt(url, tmpPath, ctx), {
+      retries: settings.retries,
+      factor: 2,
+      minTimeout: settings.retryDelayMs,
+      maxTimeout: 30_000,
+      randomize: true,
+      signal: ctx.signal,
+      shouldRetry: ({ error }) => error instanceof DownloadError && error.retryable && !ctx.signal.aborted,
+      onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+        if (ctx.signal.aborted) throw new Cancelled('stopped');
+        if (!(error instanceof DownloadError) || !error.retryable || retriesLeft === 0) return;
+        ctx.onRetry?.(item, error, attemptNumber);
+        if (error.retryAfterMs !== undefined) {
+          if (error.retryAfterMs > settings.maxRetryAfterMs) {
+            throw new DownloadError('http_status', `${error.message}; Retry-After of ${Math.round(error.retryAfterMs / 1000)} s is over the limit`, { status: error.status });
+          }
+          ctx.hosts.pause(url.host, error.retryAfterMs);
+          await sleep(error.retryAfterMs, undefined, { signal: ctx.signal }).catch(() => {});
+        }
+      },
+    });
+    return await save(item, url, fetched, tmpPath, ctx);
+  } catch (error) {
+    await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
+    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
+    throw toDownloadError(error);
+  }
+}
+
+export function parseUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new DownloadError('invalid_url', `Not a valid absolute URL: ${JSON.stringify(raw.slice(0, 200))}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new DownloadError('unsupported_scheme', `Only http and https are fetched, not ${url.protocol}`);
+  }
+  return url;
+}
+
+interface Fetched {
+  finalUrl: URL;
+  disposition: string | undefined;
+  servedType: string | undefined;
+  sniffed: Sniffed;
+  bytes: number;
+  sha256: string;
+  head: Buffer;
+}
+
+async function attempt(url: URL, tmpPath: string, ctx: DownloadContext): Promise<Fetched> {
+  if (ctx.signal.aborted) throw new Cancelled('stopped');
+  const host = url.host;
+  await ctx.hosts.acquire(host, ctx.signal);
+  const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.settings.timeoutMs)]);
+  try {
+    const { res, finalUrl } = await follow(url, ctx, signal);
+    return await readBody(res, finalUrl, tmpPath, ctx);
+  } catch (error) {
+    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
+    if (signal.aborted) throw new DownloadError('timeout', `No complete response within ${ctx.settings.timeoutMs / 1000} s`, { retryable: true, cause: error });
+    throw toDownloadError(error);
+  } finally {
+    ctx.hosts.release(host);
+  }
+}
+
+/** GETs `url`, following redirects by hand so that every hop is checked (scheme, count) and the final URL is known. */
+async function follow(start: URL, ctx: DownloadContext, signal: AbortSignal): Promise<{ res: HttpResponse; finalUrl: URL }> {
+  let url = start;
+  const seen = new Set<string>();
+  for (let hop = 0; ; hop++) {
+    const res = await ctx.http.get(url, {
+      signal,
+      headers: { 'user-agent': ctx.settings.userAgent, accept: 'image/avif,image/webp,image/*,*/*;q=0.8' },
+    });
+    if (res.status >= 300 && res.status < 400 && res.status !== 304) {
+      const location = header(res.headers, 'location');
+      await res.dump();
+      if (!location) throw new DownloadError('http_status', `HTTP ${res.status} without a Location`, { status: res.status });
+      seen.add(url.href);
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        throw new DownloadError('invalid_url', `Redirect to an invalid URL: ${location.slice(0, 200)}`, { status: res.status });
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new DownloadError('unsupported_scheme', `Redirect to ${next.protocol} refused`, { status: res.status });
+      }
+      if (seen.has(next.href) || hop + 1 > ctx.settings.maxRedirects) {
+        throw new DownloadError('too_many_redirects', `Gave up after ${hop + 1} redirects (last: ${next.href.slice(0, 200)})`, { status: res.status });
+      }
+      url = next;
+      continue;
+    }
+    if (res.status < 200 || res.status >= 300) {
+      await res.dump();
+      throw httpError(res);
+    }
+    return { res, finalUrl: url };
+  }
+}
+
+function httpError(res: HttpResponse): DownloadError {
+  const status = res.status;
+  const retryable = status === 408 || status === 429 || status >= 500;
+  const retryAfterMs = retryable ? parseRetryAfter(header(res.headers, 'retry-after')) : undefined;
+  return new DownloadError('http_status', `HTTP ${status}`, { status, retryable, retryAfterMs });
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  if (/^\s*\d+(\.\d+)?\s*$/.test(value)) return Math.round(Number(value) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string, ctx: DownloadContext): Promise<Fetched> {
+  const { maxBytes } = ctx.settings;
+  const lengthHeader = header(res.headers, 'content-length');
+  const expected = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+  if (maxBytes > 0 && expected !== undefined && expected > maxBytes) {
+    await res.dump();
+    throw new DownloadError('too_large', `Content-Length ${expected} is over --max-bytes ${maxBytes}`);
+  }
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let buffered = 0;
+  let bytes = 0;
+  let sniffed: Sniffed | undefined;
+  let file: fs.promises.FileHandle | undefined;
+  const iterator = res.body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let step: IteratorResult<Uint8Array>;
+      try {
+        step = await iterator.next();
+      } catch (error) {
+        throw bodyError(error, bytes);
+      }
+      if (step.done) break;
+      const chunk = Buffer.from(step.value.buffer, step.value.byteOffset, step.value.byteLength);
+      bytes += chunk.length;
+      if (maxBytes > 0 && bytes > maxBytes) throw new DownloadError('too_large', `Body is over --max-bytes ${maxBytes}`);
+      hash.update(chunk);
+      if (file) {
+        await write(file, chunk);
+        continue;
+      }
+      chunks.push(chunk);
+      buffered += chunk.length;
+      if (!sniffed && buffered >= SNIFF_BYTES) sniffed = await sniffOrThrow(Buffer.concat(chunks));
+      if (buffered > IN_MEMORY_LIMIT) {
+        // Large body: from here on it streams to disk, so memory stays flat whatever the image size.
+        file = await openTmp(tmpPath);
+        for (const c of chunks.splice(0)) await write(file, c);
+      }
+    }
+    if (expected !== undefined && bytes !== expected) {
+      throw new DownloadError('truncated', `Got ${bytes} of ${expected} bytes`, { retryable: true });
+    }
+    const head = file ? await readHead(tmpPath) : Buffer.concat(chunks);
+    sniffed ??= await sniffOrThrow(head);
+    if (!file) {
+      try {
+        await fs.promises.writeFile(tmpPath, head);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          await fs.promises.mkdir(ctx.tmpDir, { recursive: true });
+          await fs.promises.writeFile(tmpPath, head);
+        } else throw error;
+      }
+    }
+    return {
+      finalUrl,
+      disposition: header(res.headers, 'content-disposition'),
+      servedType: header(res.headers, 'content-type'),
+      sniffed,
+      bytes,
+      sha256: hash.digest('hex'),
+      head: head.length > HEAD_KEEP ? head.subarray(0, HEAD_KEEP) : head,
+    };
+  } catch (error) {
+    // Stop reading: destroying the body closes this connection instead of draining a body we refused.
+    await iterator.return?.().catch(() => {});
+    throw error;
+  } finally {
+    await file?.close().catch(() => {});
+  }
+}
+
+async function write(file: fs.promises.FileHandle, chunk: Buffer): Promise<void> {
+  try {
+    await file.write(chunk);
+  } catch (error) {
+    throw new DownloadError('write_failed', `Could not write the temporary file: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function openTmp(tmpPath: string): Promise<fs.promises.FileHandle> {
+  try {
+    await fs.promises.mkdir(path.dirname(tmpPath), { recursive: true });
+    return await fs.promises.open(tmpPath, 'w');
+  } catch (error) {
+    throw new DownloadError('write_failed', `Could not create ${tmpPath}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function readHead(file: string): Promise<Buffer> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(HEAD_KEEP);
+    const { bytesRead } = await handle.read(buffer, 0, HEAD_KEEP, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+function bodyError(error: unknown, bytes: number): DownloadError {
+  const mapped = toDownloadError(error);
+  if (mapped.code === 'network' && bytes > 0) {
+    return new DownloadError('truncated', `Connection broke after ${bytes} bytes: ${mapped.message}`, { retryable: true, cause: error });
+  }
+  return mapped;
+}
+
+async function sniffOrThrow(head: Buffer): Promise<Sniffed> {
+  const sniffed = await sniffImage(head);
+  if (!sniffed) {
+    const hint = head.subarray(0, 64).toString('latin1').replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 40);
+    throw new DownloadError('not_image', `The body is not an image${hint ? ` (starts with "${hint}")` : ''}`);
+  }
+  return sniffed;
+}
+
+async function dimensions(fetched: Fetched, tmpPath: string): Promise<{ width: number | null; height: number | null }> {
+  try {
+    const size = imageSize(fetched.head);
+    return { width: size.width ?? null, height: size.height ?? null };
+  } catch {
+    if (fetched.bytes <= fetched.head.length) return { width: null, height: null };
+    try {
+      const size = await imageSizeFromFile(tmpPath);
+      return { width: size.width ?? null, height: size.height ?? null };
+    } catch {
+      return { width: null, height: null };
+    }
+  }
+}
+
+/** Names the image, claims the name in the store, then renames the temporary file into place. */
+async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord> {
+  const wanted = item.name ?? (nameFromResponse(url, fetched.disposition) || nameFromUrl(fetched.finalUrl));
+  const base = safeName(wanted, fetched.sniffed, `image-${shortHash(item.url)}`);
+  const { width, height } = await dimensions(fetched, tmpPath);
+  const record: ImageRecord = {
+    url: item.url,
+    finalUrl: fetched.finalUrl.href,
+    file: base,
+    bytes: fetched.bytes,
+    sha256: fetched.sha256,
+    contentType: fetched.sniffed.mime,
+    width,
+    height,
+  };
+  if (item.info) record.metadata = JSON.parse(item.info) as unknown;
+  for (let tries = 0; ; tries++) {
+    record.file = tries === 0 ? base : disambiguate(base, item.url, tries - 1);
+    if (ctx.existing.has(record.file.toLowerCase())) continue;
+    if (ctx.store.claim(item.id, record.file, JSON.stringify(record))) break;
+    if (tries > 20) throw new DownloadError('write_failed', `No free name near ${base}`);
+  }
+  try {
+    await fs.promises.rename(tmpPath, path.join(ctx.outDir, record.file));
+  } catch (error) {
+    ctx.store.unclaim(item.id);
+    throw new DownloadError('write_failed', `Could not save ${record.file}: ${(error as Error).message}`, { cause: error });
+  }
+  return record;
+}

@@ -1,0 +1,457 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BasicCrawler, Configuration, RequestQueue, log as crawleeLog, LogLevel } from '@crawlee/basic';
+import type { RequestSchema } from '@crawlee/types';
+import pLimit from 'p-limit';
+import { DownloadError, type ReasonCode } from '../errors.ts';
+import { createUndiciClient, type HttpClient } from '../http/client.ts';
+import { KeyedLimiter } from '../http/limits.ts';
+import { createStorageClient, SqliteRequestQueueClient } from '../storage/crawlee-client.ts';
+import { MetadataLog } from '../storage/metadata.ts';
+import { RunLock } from '../storage/lock.ts';
+import { RunStore, type Item } from '../storage/state.ts';
+import { Cancelled, downloadItem, parseUrl, type DownloadContext, type DownloadSettings, type ImageRecord } from './download.ts';
+
+export interface EngineOptions extends DownloadSettings {
+  /** Downloads in flight at once. */
+  concurrency: number;
+  /** Downloads in flight at once to one host. */
+  perHost: number;
+  connectTimeoutMs: number;
+  stallTimeoutMs: number;
+}
+
+export const DEFAULTS: EngineOptions = {
+  concurrency: 64,
+  perHost: 64,
+  retries: 4,
+  retryDelayMs: 500,
+  maxRetryAfterMs: 120_000,
+  timeoutMs: 60_000,
+  connectTimeoutMs: 10_000,
+  stallTimeoutMs: 20_000,
+  maxBytes: 100 * 1024 * 1024,
+  maxRedirects: 10,
+  userAgent: 'imgdl/0.1 (+https://www.npmjs.com/package/imgdl)',
+};
+
+/** One image to add to a run. */
+export interface ItemInput {
+  url: string;
+  /** The file name to use (made safe by the core); default: from the response and URL. */
+  name?: string;
+  /** Metadata stored with the image's record. */
+  metadata?: unknown;
+}
+
+export interface Summary {
+  run: string;
+  downloaded: number;
+  skipped: number;
+  failed: number;
+  pending: number;
+  bytes: number;
+  seconds: number;
+  imagesPerSecond: number;
+  interrupted: boolean;
+  outDir: string;
+  metadataFile: string;
+  failuresFile: string;
+  failuresByCode: Partial<Record<ReasonCode, number>>;
+}
+
+export interface Progress {
+  total: number;
+  done: number;
+  failed: number;
+  skipped: number;
+  downloaded: number;
+  bytes: number;
+  retries: number;
+  elapsedMs: number;
+  ingesting: boolean;
+}
+
+export interface EngineEvents {
+  saved: [record: ImageRecord];
+  failed: [failure: { url: string; code: ReasonCode; status: number | null; message: string }];
+  retry: [info: { url: string; attempt: number; code: ReasonCode; status: number | undefined }];
+}
+
+/** A handler for requests with a given label (site plugins add theirs). */
+export type LabelHandler = (request: { url: string; userData: Record<string, unknown>; label: string }, engine: Engine) => Promise<void>;
+
+export interface RunSpec {
+  /** Folder holding the run's state (storage/runs/NAME). */
+  stateDir: string;
+  outDir: string;
+  options: EngineOptions;
+  /** Images to add (read lazily; a big list streams in while downloads run). */
+  items?: AsyncIterable<ItemInput> | Iterable<ItemInput>;
+  /** Crawlee requests to start with (plugins' start pages). */
+  requests?: Array<{ url: string; label: string; userData?: Record<string, unknown>; uniqueKey?: string }>;
+  handlers?: Record<string, LabelHandler>;
+  /** Put the images that failed in an earlier run of this state back in the queue. */
+  retryFailed?: boolean;
+  signal?: AbortSignal;
+  http?: HttpClient;
+}
+
+const SHARD = 256;
+const ITEMS_LABEL = '__items';
+
+export const METADATA_FILE = 'metadata.jsonl';
+export const FAILURES_FILE = 'failures.jsonl';
+
+/**
+ * The download engine: a Crawlee BasicCrawler over a durable request queue. Image URLs are grouped in shards
+ * (one Crawlee request per 256 images, so Crawlee's per-request cost is paid per shard) while each image's
+ * outcome is recorded on its own in the run store; plugin pages are Crawlee requests of their own.
+ */
+export class Engine extends EventEmitter<EngineEvents> {
+  readonly store: RunStore;
+  readonly spec: RunSpec;
+  private readonly lock: RunLock;
+  private readonly metadata: MetadataLog;
+  private readonly stop = new AbortController();
+  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly hosts: KeyedLimiter;
+  private readonly http: HttpClient;
+  private readonly tmpDir: string;
+  private queue!: RequestQueue;
+  private queueClient!: SqliteRequestQueueClient;
+  /** Images being downloaded now; a sweep shard never starts one twice. */
+  private readonly inFlight = new Set<number>();
+  private crawler!: BasicCrawler;
+  private readonly counters = { downloaded: 0, bytes: 0, retries: 0, skipped: 0, done: 0, failed: 0, total: 0 };
+  private ingesting = false;
+  private started = 0;
+  private existing = new Set<string>();
+
+  private constructor(spec: RunSpec, store: RunStore, lock: RunLock) {
+    super();
+    this.spec = spec;
+    this.store = store;
+    this.lock = lock;
+    this.metadata = new MetadataLog(path.join(spec.outDir, METADATA_FILE), store);
+    this.limit = pLimit(spec.options.concurrency);
+    this.hosts = new KeyedLimiter(spec.options.perHost);
+    this.http = spec.http ?? createUndiciClient({
+      connectionsPerHost: spec.options.perHost,
+      connectTimeoutMs: spec.options.connectTimeoutMs,
+      stallTimeoutMs: spec.options.stallTimeoutMs,
+    });
+    this.tmpDir = path.join(spec.outDir, '.imgdl-tmp');
+    spec.signal?.addEventListener('abort', () => this.stop.abort(spec.signal!.reason), { once: true });
+  }
+
+  /** Opens a run (taking its lock, recovering from a crash) without starting it. */
+  static async open(spec: RunSpec): Promise<Engine> {
+    const lock = await RunLock.take(spec.stateDir);
+    let store: RunStore;
+    try {
+      store = await RunStore.open(spec.stateDir);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+    return new Engine(spec, store, lock);
+  }
+
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  /** Asks the run to stop: no new downloads start, in-flight ones are abandoned, state is kept. */
+  abort(reason = 'stopped'): void {
+    this.stop.abort(reason);
+  }
+
+  progress(): Progress {
+    const c = this.counters;
+    return { ...c, elapsedMs: Date.now() - this.started, ingesting: this.ingesting };
+  }
+
+  /** Runs until every image and page is handled or the run is stopped. */
+  async run(): Promise<Summary> {
+    this.started = Date.now();
+    const { spec } = this;
+    try {
+      await fs.promises.mkdir(spec.outDir, { recursive: true });
+      await fs.promises.rm(this.tmpDir, { recursive: true, force: true });
+      await fs.promises.mkdir(this.tmpDir, { recursive: true });
+      this.existing = await existingNames(spec.outDir);
+      await this.recover();
+      if (spec.retryFailed) this.store.retryFailed();
+      const before = this.store.counts();
+      this.counters.skipped = before.done;
+      this.counters.done = before.done;
+      this.counters.failed = before.failed;
+      this.counters.total = before.total;
+      await this.startCrawler();
+      const open = this.store.requestCounts();
+      if (open.total === open.handled) this.sweep();
+      const ingest = this.ingest();
+      await Promise.all([this.crawl(), ingest]);
+      if (!this.signal.aborted && this.sweep()) await this.crawl();
+    } finally {
+      await this.finish();
+    }
+    return this.summary();
+  }
+
+  /** Settles images that were being saved when an earlier run was killed, and repairs the metadata file. */
+  private async recover(): Promise<void> {
+    const saving = this.store.saving();
+    const done: number[] = [];
+    const records: string[] = [];
+    for (const row of saving) {
+      if (fs.existsSync(path.join(this.spec.outDir, row.file))) {
+        done.push(row.id);
+        records.push(row.record);
+      } else {
+        this.store.resetPending(row.id);
+      }
+    }
+    await this.metadata.repair(records);
+    this.store.markDone(done);
+    this.existing = await existingNames(this.spec.outDir);
+    if (this.store.counts().total === 0) await this.importEarlierRecords();
+  }
+
+  /** A new run into a folder an earlier run filled: images listed in its metadata file (and on disk) are skipped. */
+  private async importEarlierRecords(): Promise<void> {
+    const earlier = await this.metadata.readAll();
+    const rows = earlier.filter((r) => typeof r.url === 'string' && typeof r.file === 'string' && this.existing.has(r.file.toLowerCase()));
+    this.store.addDoneItems(rows.map((r) => ({ url: r.url, file: r.file, record: JSON.stringify(r) })));
+  }
+
+  private async startCrawler(): Promise<void> {
+    crawleeLog.setLevel(LogLevel.WARNING);
+    this.queueClient = new SqliteRequestQueueClient(this.store, 'run');
+    const config = new Configuration({
+      storageClient: createStorageClient(this.store, new Map([['run', this.queueClient]])),
+      persistStorage: false,
+      purgeOnStart: false,
+    });
+    this.queue = await RequestQueue.open('run', { config });
+    const startRequests = (this.spec.requests ?? []).map((r) => ({
+      url: r.url,
+      uniqueKey: r.uniqueKey ?? `${r.label}:${r.url}`,
+      label: r.label,
+      userData: r.userData ?? {},
+    }));
+    if (startRequests.length > 0) await this.queue.addRequestsBatched(startRequests, { waitBetweenBatchesMillis: 0 });
+    const handlers = this.spec.handlers ?? {};
+    this.crawler = new BasicCrawler(
+      {
+        requestQueue: this.queue,
+        keepAlive: true,
+        minConcurrency: 4,
+        maxConcurrency: 8,
+        maxRequestRetries: 2,
+        requestHandlerTimeoutSecs: 7 * 24 * 3600,
+        useSessionPool: false,
+        statusMessageLoggingInterval: 24 * 3600,
+        requestHandler: async ({ request }) => {
+          if (request.label === ITEMS_LABEL) return this.downloadShard(request.userData as { from: number; to: number });
+          const handler = request.label ? handlers[request.label] : undefined;
+          if (!handler) throw new Error(`No handler for label ${request.label}`);
+          await handler({ url: request.url, userData: request.userData, label: request.label! }, this);
+        },
+      },
+      config,
+    );
+  }
+
+  /** Runs the crawler until the queue is drained (and ingestion is over) or the run is stopped. */
+  private async crawl(): Promise<void> {
+    const watcher = setInterval(() => {
+      void (async () => {
+        if (this.signal.aborted || (!this.ingesting && (await this.queue.isFinished()))) {
+          clearInterval(watcher);
+          await this.crawler.stop();
+        }
+      })();
+    }, 50);
+    try {
+      await this.crawler.run();
+    } finally {
+      clearInterval(watcher);
+    }
+  }
+
+  /** Adds images to the run; each batch and its shard request are written in one transaction. */
+  async addItems(inputs: ItemInput[]): Promise<void> {
+    const rows = inputs.map((input) => {
+      try {
+        const url = parseUrl(input.url.trim()).href;
+        return { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
+      } catch (error) {
+        const e = error as DownloadError;
+        return { url: input.url, failure: { code: e.code, message: e.message } };
+      }
+    });
+    this.store.db.transaction(() => {
+      const added = this.store.addItems(rows);
+      if (added) this.addShards(added.from, added.to, 'items');
+    });
+    this.recount();
+    for (const row of rows) {
+      if ('failure' in row && row.failure) this.emit('failed', { url: row.url, status: null, ...row.failure });
+    }
+  }
+
+  private addShards(from: number, to: number, prefix: string): void {
+    const requests: RequestSchema[] = [];
+    for (let a = from; a <= to; a += SHARD) {
+      const b = Math.min(to, a + SHARD - 1);
+      requests.push({ url: `imgdl://shard/${a}-${b}`, uniqueKey: `${prefix}:${a}-${b}`, method: 'GET', userData: { from: a, to: b, label: ITEMS_LABEL } });
+    }
+    this.queueClient.addNow(requests);
+  }
+
+  private recount(): void {
+    const c = this.store.counts();
+    this.counters.total = c.total;
+    this.counters.failed = c.failed;
+  }
+
+  private async ingest(): Promise<void> {
+    const source = this.spec.items;
+    if (!source) return;
+    this.ingesting = true;
+    try {
+      let batch: ItemInput[] = [];
+      for await (const input of source) {
+        if (this.signal.aborted) break;
+        batch.push(input);
+        if (batch.length >= 2000) {
+          await this.addItems(batch);
+          batch = [];
+        }
+      }
+      if (batch.length > 0 && !this.signal.aborted) await this.addItems(batch);
+    } finally {
+      this.ingesting = false;
+    }
+  }
+
+  /** Pending images that no open shard covers (a shard whose handler crashed): shards for them. True if any. */
+  private sweep(): boolean {
+    const pending = this.store.pendingIds();
+    if (pending.length === 0) return false;
+    const stamp = Date.now();
+    this.store.db.transaction(() => {
+      for (let i = 0; i < pending.length; i += SHARD) {
+        const part = pending.slice(i, i + SHARD);
+        this.addShards(part[0]!, part[part.length - 1]!, `sweep-${stamp}-${i}`);
+      }
+    });
+    return true;
+  }
+
+  private async downloadShard(range: { from: number; to: number }): Promise<void> {
+    const items = this.store.pendingInRange(range.from, range.to).filter((item) => !this.inFlight.has(item.id));
+    for (const item of items) this.inFlight.add(item.id);
+    await Promise.all(items.map((item) => this.limit(() => this.downloadOne(item).finally(() => this.inFlight.delete(item.id)))));
+  }
+
+  private context(): DownloadContext {
+    return {
+      settings: this.spec.options,
+      http: this.http,
+      hosts: this.hosts,
+      store: this.store,
+      outDir: this.spec.outDir,
+      tmpDir: this.tmpDir,
+      existing: this.existing,
+      signal: this.signal,
+      onRetry: (item, error, attempt) => {
+        this.counters.retries++;
+        this.emit('retry', { url: item.url, attempt, code: error.code, status: error.status });
+      },
+    };
+  }
+
+  private ctx?: DownloadContext;
+
+  private async downloadOne(item: Item): Promise<void> {
+    if (this.signal.aborted) return;
+    this.ctx ??= this.context();
+    try {
+      const record = await downloadItem(item, this.ctx);
+      this.counters.downloaded++;
+      this.counters.done++;
+      this.counters.bytes += record.bytes;
+      this.metadata.append(item.id, record);
+      this.emit('saved', record);
+    } catch (error) {
+      if (error instanceof Cancelled) return;
+      const e = error instanceof DownloadError ? error : new DownloadError('network', String(error));
+      this.store.markFailed(item.id, { code: e.code, status: e.status ?? null, message: e.message });
+      this.counters.failed++;
+      this.emit('failed', { url: item.url, code: e.code, status: e.status ?? null, message: e.message });
+    }
+  }
+
+  private async finish(): Promise<void> {
+    try {
+      await this.crawler?.teardown().catch(() => {});
+      await this.metadata.close();
+      await this.writeFailures();
+      await fs.promises.rm(this.tmpDir, { recursive: true, force: true }).catch(() => {});
+      await this.http.close().catch(() => {});
+      this.hosts.close();
+    } finally {
+      this.finalCounts = this.store.counts();
+      this.store.close();
+      this.lock.release();
+    }
+  }
+
+  private finalCounts = { pending: 0, done: 0, failed: 0, total: 0 };
+
+  private failuresByCode: Partial<Record<ReasonCode, number>> = {};
+
+  private async writeFailures(): Promise<void> {
+    const file = path.join(this.spec.outDir, FAILURES_FILE);
+    const failures = this.store.failures();
+    for (const f of failures) this.failuresByCode[f.code] = (this.failuresByCode[f.code] ?? 0) + 1;
+    if (failures.length === 0) {
+      await fs.promises.rm(file, { force: true });
+      return;
+    }
+    const tmp = `${file}.${process.pid}.tmp`;
+    await fs.promises.writeFile(tmp, failures.map((f) => JSON.stringify(f)).join('\n') + '\n');
+    await fs.promises.rename(tmp, file);
+  }
+
+  private summary(): Summary {
+    const seconds = (Date.now() - this.started) / 1000;
+    return {
+      run: path.basename(this.spec.stateDir),
+      downloaded: this.counters.downloaded,
+      skipped: this.counters.skipped,
+      failed: this.finalCounts.failed,
+      pending: this.finalCounts.pending,
+      bytes: this.counters.bytes,
+      seconds: Math.round(seconds * 1000) / 1000,
+      imagesPerSecond: seconds > 0 ? Math.round((this.counters.downloaded / seconds) * 10) / 10 : 0,
+      interrupted: this.signal.aborted,
+      outDir: this.spec.outDir,
+      metadataFile: path.join(this.spec.outDir, METADATA_FILE),
+      failuresFile: path.join(this.spec.outDir, FAILURES_FILE),
+      failuresByCode: this.failuresByCode,
+    };
+  }
+}
+
+async function existingNames(dir: string): Promise<Set<string>> {
+  try {
+    return new Set((await fs.promises.readdir(dir)).map((n) => n.toLowerCase()));
+  } catch {
+    return new Set();
+  }
+}

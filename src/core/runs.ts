@@ -1,0 +1,52 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import sanitize from 'sanitize-filename';
+
+/** Where run state lives: --storage, else CRAWLEE_STORAGE_DIR (Crawlee's own variable), else ./storage. */
+export function storageDir(explicit?: string): string {
+  return path.resolve(explicit ?? process.env['IMGDL_STORAGE'] ?? process.env['CRAWLEE_STORAGE_DIR'] ?? 'storage');
+}
+
+export function runsDir(storage: string): string {
+  return path.join(storage, 'runs');
+}
+
+/** A run's name from what defines it (the command, its inputs and its output folder), stable across invocations. */
+export function deriveRunName(kind: string, label: string, identity: unknown): string {
+  const hash = createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 8);
+  return `${kind}-${safeRunName(label) || 'run'}-${hash}`;
+}
+
+export function safeRunName(name: string): string {
+  return sanitize(name, { replacement: '_' }).replace(/^[.\s]+/, '').replace(/\s+/g, '_').slice(0, 80);
+}
+
+/** What a run was started with, kept beside its state so `imgdl runs` can show it and resume it. */
+export interface RunInfo {
+  name: string;
+  kind: string;
+  /** The argv (after `imgdl`) that continues this run. */
+  command: string[];
+  cwd: string;
+  outDir: string;
+  createdAt: string;
+  updatedAt: string;
+  /** True once a run ended with nothing pending. */
+  finished?: boolean;
+}
+
+export function readRunInfo(dir: string): RunInfo | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeRunInfo(dir: string, info: RunInfo): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'run.json');
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(info, null, 2));
+  fs.renameSync(`${file}.tmp`, file);
+}

@@ -1,0 +1,82 @@
+import bytes from 'bytes';
+import { UsageError } from './errors.ts';
+import { DEFAULTS, type EngineOptions } from './core/engine.ts';
+
+/** Options a user sets (CLI flags or library calls); times in seconds, sizes in bytes or with units ("20MB"). */
+export interface DownloadOptions {
+  /** Downloads in flight at once. @default 64 */
+  concurrency?: number;
+  /** Downloads in flight at once to one host. @default 64 */
+  perHost?: number;
+  /** Retries after the first attempt, for network errors, timeouts, 408, 429 and 5xx. @default 4 */
+  retries?: number;
+  /** First retry delay in milliseconds; doubles each retry, with jitter. @default 500 */
+  retryDelay?: number;
+  /** Time limit for one attempt, in seconds. @default 60 */
+  timeout?: number;
+  /** Longest wait for headers or between body chunks, in seconds. @default 20 */
+  stallTimeout?: number;
+  /** Connect time limit, in seconds. @default 10 */
+  connectTimeout?: number;
+  /** Largest body accepted: bytes, or a size like "100MB"; 0 for no limit. @default "100MB" */
+  maxBytes?: number | string;
+  /** Redirects followed per download. @default 10 */
+  maxRedirects?: number;
+  /** Longest Retry-After honoured, in seconds; a longer one fails the image. @default 120 */
+  maxRetryAfter?: number;
+  /** The User-Agent header. */
+  userAgent?: string;
+}
+
+function integer(name: string, value: unknown, min: number): number {
+  if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) value = Number(value);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new UsageError(`Expected \`${name}\` to be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function seconds(name: string, value: unknown): number {
+  if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value)) value = Number(value);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`Expected \`${name}\` to be a number of seconds > 0, got ${JSON.stringify(value)}`);
+  }
+  return Math.round(value * 1000);
+}
+
+function size(name: string, value: unknown): number {
+  const parsed = typeof value === 'number' ? value : typeof value === 'string' ? bytes.parse(value) : NaN;
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0 || !Number.isInteger(parsed)) {
+    throw new UsageError(`Expected \`${name}\` to be a size in bytes (like 20MB) ≥ 0, got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}
+
+const KNOWN = new Set(['concurrency', 'perHost', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent']);
+
+/** Validates user options up front (before any network work) and fills in defaults. */
+export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
+  if (typeof options !== 'object' || options === null) throw new UsageError('Expected options to be an object');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new UsageError(`Unknown option \`${key}\`; known: ${[...KNOWN].join(', ')}`);
+  }
+  const o: EngineOptions = { ...DEFAULTS };
+  const given = (k: keyof DownloadOptions) => options[k] !== undefined;
+  if (given('concurrency')) o.concurrency = integer('concurrency', options.concurrency, 1);
+  o.perHost = given('perHost') ? integer('perHost', options.perHost, 1) : Math.max(o.perHost, o.concurrency);
+  if (given('retries')) o.retries = integer('retries', options.retries, 0);
+  if (given('retryDelay')) o.retryDelayMs = integer('retryDelay', options.retryDelay, 0);
+  if (given('timeout')) o.timeoutMs = seconds('timeout', options.timeout);
+  if (given('stallTimeout')) o.stallTimeoutMs = seconds('stallTimeout', options.stallTimeout);
+  if (given('connectTimeout')) o.connectTimeoutMs = seconds('connectTimeout', options.connectTimeout);
+  if (given('maxBytes')) o.maxBytes = size('maxBytes', options.maxBytes);
+  if (given('maxRedirects')) o.maxRedirects = integer('maxRedirects', options.maxRedirects, 0);
+  if (given('maxRetryAfter')) o.maxRetryAfterMs = seconds('maxRetryAfter', options.maxRetryAfter);
+  if (given('userAgent')) {
+    if (typeof options.userAgent !== 'string' || !options.userAgent) throw new UsageError('Expected `userAgent` to be a non-empty string');
+    o.userAgent = options.userAgent;
+  }
+  // A stall can never be allowed longer than the whole attempt.
+  o.stallTimeoutMs = Math.min(o.stallTimeoutMs, o.timeoutMs);
+  return o;
+}

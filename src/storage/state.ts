@@ -1,0 +1,315 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { openSqlite, type SqlDatabase, type SqlStatement } from './sqlite.ts';
+import type { ReasonCode } from '../errors.ts';
+
+/** An image's state in the run. `Saving`: name claimed and record written, file being renamed into place. */
+export const Status = { Pending: 0, Saving: 1, Done: 2, Failed: 3 } as const;
+
+/** One image to fetch. */
+export interface Item {
+  id: number;
+  url: string;
+  /** A file name asked for by a plugin (still made safe by the core). */
+  name: string | null;
+  /** Plugin metadata carried into the record, as JSON. */
+  info: string | null;
+}
+
+export interface FailureRecord {
+  url: string;
+  code: ReasonCode;
+  status: number | null;
+  message: string;
+}
+
+export interface Counts {
+  pending: number;
+  done: number;
+  failed: number;
+  total: number;
+}
+
+/** A queued Crawlee request as stored: its JSON and its place in the queue. */
+export interface StoredRequest {
+  id: string;
+  uniqueKey: string;
+  json: string;
+  handled: boolean;
+}
+
+/**
+ * The durable state of one run: the images to fetch with their outcome, and the Crawlee request queue.
+ * One SQLite file in WAL mode. Every image's outcome is written before (or, for the final `done`, right after)
+ * its file is renamed into place, so a kill -9 at any moment loses nothing and refetches only what was in flight.
+ * This is the one interface the engine talks to; a shared store (Redis) for many machines would be another
+ * implementation of it.
+ */
+export class RunStore {
+  readonly dir: string;
+  readonly db: SqlDatabase;
+  private readonly q: Record<string, SqlStatement>;
+
+  private constructor(dir: string, db: SqlDatabase) {
+    this.dir = dir;
+    this.db = db;
+    db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      PRAGMA busy_timeout = 5000;
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS items (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        status INTEGER NOT NULL DEFAULT 0,
+        name TEXT, info TEXT, file TEXT, record TEXT,
+        code TEXT, http_status INTEGER, message TEXT,
+        recorded INTEGER NOT NULL DEFAULT 0,
+        done_at INTEGER
+      );
+      CREATE UNIQUE INDEX IF NOT EXISTS items_file ON items(file COLLATE NOCASE) WHERE file IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS items_open ON items(status) WHERE status IN (0, 1, 3);
+      CREATE TABLE IF NOT EXISTS requests (
+        ord INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        unique_key TEXT NOT NULL UNIQUE,
+        json TEXT NOT NULL,
+        handled INTEGER NOT NULL DEFAULT 0,
+        lock_until INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX IF NOT EXISTS requests_head ON requests(ord) WHERE handled = 0;
+    `);
+    const sql = {
+      getMeta: 'SELECT value FROM meta WHERE key = ?',
+      setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
+      addItem: 'INSERT OR IGNORE INTO items (url, name, info) VALUES (?, ?, ?)',
+      addFailedItem: 'INSERT OR IGNORE INTO items (url, status, code, message) VALUES (?, 3, ?, ?)',
+      addDoneItem: "INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at) VALUES (?, 2, ?, ?, 1, 0)",
+      pendingInRange: 'SELECT id, url, name, info FROM items WHERE id BETWEEN ? AND ? AND status = 0 ORDER BY id',
+      claim: 'UPDATE items SET status = 1, file = ?, record = ? WHERE id = ? AND status = 0',
+      unclaim: 'UPDATE items SET status = 0, file = NULL, record = NULL WHERE id = ?',
+      fileTaken: 'SELECT 1 AS x FROM items WHERE file = ? COLLATE NOCASE',
+      done: 'UPDATE items SET status = 2, recorded = 1, done_at = ? WHERE id = ?',
+      fail: 'UPDATE items SET status = 3, code = ?, http_status = ?, message = ? WHERE id = ?',
+      failures: 'SELECT url, code, http_status AS status, message FROM items WHERE status = 3 ORDER BY id',
+      counts: 'SELECT status, count(*) AS n FROM items GROUP BY status',
+      saving: 'SELECT id, url, file, record FROM items WHERE status = 1',
+      retryFailed: 'UPDATE items SET status = 0, code = NULL, http_status = NULL, message = NULL WHERE status = 3',
+      resetPending: 'UPDATE items SET status = 0, file = NULL, record = NULL WHERE id = ?',
+      pendingIds: 'SELECT id FROM items WHERE status = 0 ORDER BY id',
+      // Crawlee queue
+      reqByKey: 'SELECT id, handled FROM requests WHERE unique_key = ?',
+      reqById: 'SELECT id, unique_key AS uniqueKey, json, handled FROM requests WHERE id = ?',
+      reqInsert: 'INSERT INTO requests (ord, id, unique_key, json, handled) VALUES (?, ?, ?, ?, ?)',
+      reqUpdate: 'UPDATE requests SET json = ?, handled = ?, lock_until = 0 WHERE id = ?',
+      reqUpdateOrd: 'UPDATE requests SET json = ?, handled = ?, lock_until = 0, ord = ? WHERE id = ?',
+      reqDelete: 'DELETE FROM requests WHERE id = ?',
+      reqHead: 'SELECT id, unique_key AS uniqueKey, json FROM requests WHERE handled = 0 AND lock_until <= ? ORDER BY ord LIMIT ?',
+      reqLock: 'UPDATE requests SET lock_until = ? WHERE id = ?',
+      reqUnlock: 'UPDATE requests SET lock_until = 0 WHERE id = ?',
+      reqUnlockFront: 'UPDATE requests SET lock_until = 0, ord = ? WHERE id = ?',
+      reqLocked: 'SELECT 1 AS x FROM requests WHERE handled = 0 AND lock_until > ? LIMIT 1',
+      reqCounts: 'SELECT count(*) AS total, coalesce(sum(handled), 0) AS handled FROM requests',
+      reqMinMax: 'SELECT coalesce(min(ord), 0) AS lo, coalesce(max(ord), 0) AS hi FROM requests',
+      reqClearLocks: 'UPDATE requests SET lock_until = 0 WHERE lock_until > 0',
+    };
+    this.q = Object.fromEntries(Object.entries(sql).map(([k, s]) => [k, db.prepare(s)]));
+    const { lo, hi } = this.q.reqMinMax!.get() as { lo: number; hi: number };
+    this.lowOrd = Math.min(lo, 0);
+    this.highOrd = Math.max(hi, 0);
+  }
+
+  private lowOrd: number;
+  private highOrd: number;
+
+  /** Opens (creating if needed) the store in `dir`. */
+  static async open(dir: string): Promise<RunStore> {
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'state.sqlite');
+    let db: SqlDatabase;
+    try {
+      db = await openSqlite(file);
+      db.exec('PRAGMA quick_check');
+    } catch (error) {
+      throw new Error(`The run state ${file} is damaged or unreadable (${(error as Error).message}). ` +
+        'Move it aside or start over with --fresh.', { cause: error });
+    }
+    const store = new RunStore(dir, db);
+    // Only one process holds a run (see RunLock), so any lock left in the queue is stale: a crashed run
+    // resumes at once instead of waiting locks out.
+    store.q.reqClearLocks!.run();
+    return store;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  getMeta(key: string): string | undefined {
+    return (this.q.getMeta!.get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.q.setMeta!.run(key, value);
+  }
+
+  /**
+   * Adds images; a URL already in the run is ignored (idempotent on resume). Returns the id range of the
+   * ones that are new and pending, or undefined when none are.
+   */
+  addItems(items: Array<{ url: string; name?: string | null; info?: string | null; failure?: { code: ReasonCode; message: string } }>): { from: number; to: number } | undefined {
+    return this.db.transaction(() => {
+      const before = (this.q.maxItem!.get() as { id: number }).id;
+      let added = 0;
+      for (const item of items) {
+        const res = item.failure
+          ? this.q.addFailedItem!.run(item.url, item.failure.code, item.failure.message)
+          : this.q.addItem!.run(item.url, item.name ?? null, item.info ?? null);
+        added += Number(res.changes);
+      }
+      if (added === 0) return undefined;
+      const after = (this.q.maxItem!.get() as { id: number }).id;
+      return { from: before + 1, to: after };
+    });
+  }
+
+  /** Records images that an earlier run already saved into the output folder (found in its metadata file). */
+  addDoneItems(items: Array<{ url: string; file: string; record: string }>): number {
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const item of items) n += Number(this.q.addDoneItem!.run(item.url, item.file, item.record).changes);
+      return n;
+    });
+  }
+
+  pendingInRange(from: number, to: number): Item[] {
+    return this.q.pendingInRange!.all(from, to) as unknown as Item[];
+  }
+
+  /** True when a file name (case-insensitively) already belongs to an image of this run. */
+  fileTaken(file: string): boolean {
+    return this.q.fileTaken!.get(file) !== undefined;
+  }
+
+  /**
+   * Claims `file` for item `id` and stores its record, before the file is renamed into place.
+   * Returns false when another image already holds that name.
+   */
+  claim(id: number, file: string, record: string): boolean {
+    try {
+      return Number(this.q.claim!.run(file, record, id).changes) === 1;
+    } catch (error) {
+      if (/UNIQUE|constraint/i.test(String((error as Error).message))) return false;
+      throw error;
+    }
+  }
+
+  unclaim(id: number): void {
+    this.q.unclaim!.run(id);
+  }
+
+  /** Marks images done whose records are in the metadata file. One transaction for the batch. */
+  markDone(ids: number[]): void {
+    if (ids.length === 0) return;
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const id of ids) this.q.done!.run(now, id);
+    });
+  }
+
+  markFailed(id: number, failure: Omit<FailureRecord, 'url'>): void {
+    this.q.fail!.run(failure.code, failure.status, failure.message.slice(0, 2000), id);
+  }
+
+  failures(): FailureRecord[] {
+    return this.q.failures!.all() as unknown as FailureRecord[];
+  }
+
+  /** Images that were being saved when a run stopped; the caller checks each file and settles it. */
+  saving(): Array<{ id: number; url: string; file: string; record: string }> {
+    return this.q.saving!.all() as unknown as Array<{ id: number; url: string; file: string; record: string }>;
+  }
+
+  resetPending(id: number): void {
+    this.q.resetPending!.run(id);
+  }
+
+  pendingIds(): number[] {
+    return (this.q.pendingIds!.all() as Array<{ id: number }>).map((r) => r.id);
+  }
+
+  /** Puts every failed image back to pending; returns how many. */
+  retryFailed(): number {
+    return Number(this.q.retryFailed!.run().changes);
+  }
+
+  counts(): Counts {
+    const c: Counts = { pending: 0, done: 0, failed: 0, total: 0 };
+    for (const row of this.q.counts!.all() as Array<{ status: number; n: number }>) {
+      if (row.status === Status.Done) c.done += row.n;
+      else if (row.status === Status.Failed) c.failed += row.n;
+      else c.pending += row.n;
+      c.total += row.n;
+    }
+    return c;
+  }
+
+  // ---- Crawlee request queue storage ----
+
+  requestByKey(uniqueKey: string): { id: string; handled: number } | undefined {
+    return this.q.reqByKey!.get(uniqueKey) as { id: string; handled: number } | undefined;
+  }
+
+  requestById(id: string): StoredRequest | undefined {
+    const row = this.q.reqById!.get(id) as { id: string; uniqueKey: string; json: string; handled: number } | undefined;
+    return row && { ...row, handled: row.handled === 1 };
+  }
+
+  insertRequest(id: string, uniqueKey: string, json: string, handled: boolean, forefront: boolean): void {
+    const ord = forefront ? --this.lowOrd : ++this.highOrd;
+    this.q.reqInsert!.run(ord, id, uniqueKey, json, handled ? 1 : 0);
+  }
+
+  updateRequest(id: string, json: string, handled: boolean, forefront: boolean): void {
+    if (forefront) this.q.reqUpdateOrd!.run(json, handled ? 1 : 0, --this.lowOrd, id);
+    else this.q.reqUpdate!.run(json, handled ? 1 : 0, id);
+  }
+
+  deleteRequest(id: string): void {
+    this.q.reqDelete!.run(id);
+  }
+
+  /** Lists and locks up to `limit` pending, unlocked requests in queue order. Cost is independent of handled count. */
+  lockHead(limit: number, lockMs: number): Array<{ id: string; uniqueKey: string; json: string }> {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const rows = this.q.reqHead!.all(now, limit) as Array<{ id: string; uniqueKey: string; json: string }>;
+      for (const row of rows) this.q.reqLock!.run(now + lockMs, row.id);
+      return rows;
+    });
+  }
+
+  listHead(limit: number): Array<{ id: string; uniqueKey: string; json: string }> {
+    return this.q.reqHead!.all(Number.MAX_SAFE_INTEGER, limit) as Array<{ id: string; uniqueKey: string; json: string }>;
+  }
+
+  prolongLock(id: string, lockMs: number): number {
+    const until = Date.now() + lockMs;
+    this.q.reqLock!.run(until, id);
+    return until;
+  }
+
+  unlock(id: string, forefront: boolean): void {
+    if (forefront) this.q.reqUnlockFront!.run(--this.lowOrd, id);
+    else this.q.reqUnlock!.run(id);
+  }
+
+  hasLockedRequests(): boolean {
+    return this.q.reqLocked!.get(Date.now()) !== undefined;
+  }
+
+  requestCounts(): { total: number; handled: number } {
+    return this.q.reqCounts!.get() as { total: number; handled: number };
+  }
+}
