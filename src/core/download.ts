@@ -96,6 +96,71 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
   }
 }
 
+/** A fetched page (HTML or JSON) for a plugin handler. */
+export interface Page {
+  url: string;
+  finalUrl: string;
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+const MAX_PAGE_BYTES = 20 * 1024 * 1024;
+
+/** Fetches a page as text, with the same redirects, timeouts and retries as images. Throws DownloadError. */
+export async function fetchPage(rawUrl: string, ctx: DownloadContext): Promise<Page> {
+  const url = parseUrl(rawUrl);
+  try {
+    return await pRetry(() => pageAttempt(url, ctx), {
+      retries: ctx.settings.retries,
+      factor: 2,
+      minTimeout: ctx.settings.retryDelayMs,
+      maxTimeout: 30_000,
+      randomize: true,
+      signal: ctx.signal,
+      shouldRetry: ({ error }) => error instanceof DownloadError && error.retryable && !ctx.signal.aborted,
+      onFailedAttempt: async ({ error, retriesLeft }) => {
+        if (error instanceof DownloadError && error.retryable && retriesLeft > 0 && error.retryAfterMs !== undefined) {
+          if (error.retryAfterMs > ctx.settings.maxRetryAfterMs) throw error;
+          ctx.hosts.pause(url.host, error.retryAfterMs);
+          await sleep(error.retryAfterMs, undefined, { signal: ctx.signal }).catch(() => {});
+        }
+      },
+    });
+  } catch (error) {
+    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
+    throw toDownloadError(error);
+  }
+}
+
+async function pageAttempt(url: URL, ctx: DownloadContext): Promise<Page> {
+  await ctx.hosts.acquire(url.host, ctx.signal);
+  const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.settings.timeoutMs)]);
+  try {
+    const { res, finalUrl } = await follow(url, ctx, signal);
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of res.body) {
+      bytes += chunk.byteLength;
+      if (bytes > MAX_PAGE_BYTES) throw new DownloadError('too_large', `Page is over ${MAX_PAGE_BYTES} bytes`);
+      chunks.push(Buffer.from(chunk));
+    }
+    return {
+      url: url.href,
+      finalUrl: finalUrl.href,
+      status: res.status,
+      contentType: header(res.headers, 'content-type') ?? '',
+      body: Buffer.concat(chunks).toString('utf8'),
+    };
+  } catch (error) {
+    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
+    if (signal.aborted) throw new DownloadError('timeout', `No complete response within ${ctx.settings.timeoutMs / 1000} s`, { retryable: true, cause: error });
+    throw toDownloadError(error);
+  } finally {
+    ctx.hosts.release(url.host);
+  }
+}
+
 export function parseUrl(raw: string): URL {
   let url: URL;
   try {

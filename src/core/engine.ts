@@ -11,7 +11,7 @@ import { createStorageClient, SqliteRequestQueueClient } from '../storage/crawle
 import { MetadataLog } from '../storage/metadata.ts';
 import { RunLock } from '../storage/lock.ts';
 import { RunStore, type Item } from '../storage/state.ts';
-import { Cancelled, downloadItem, parseUrl, type DownloadContext, type DownloadSettings, type ImageRecord } from './download.ts';
+import { Cancelled, downloadItem, fetchPage, parseUrl, type Page, type DownloadContext, type DownloadSettings, type ImageRecord } from './download.ts';
 
 export interface EngineOptions extends DownloadSettings {
   /** Downloads in flight at once. */
@@ -257,8 +257,25 @@ export class Engine extends EventEmitter<EngineEvents> {
         requestHandler: async ({ request }) => {
           if (request.label === ITEMS_LABEL) return this.downloadShard(request.userData as { from: number; to: number });
           const handler = request.label ? handlers[request.label] : undefined;
-          if (!handler) throw new Error(`No handler for label ${request.label}`);
-          await handler({ url: request.url, userData: request.userData, label: request.label! }, this);
+          if (!handler) {
+            this.recordFailure(request.url, 'plugin_error', `No handler for label ${JSON.stringify(request.label)}`);
+            return;
+          }
+          try {
+            await handler({ url: request.url, userData: request.userData, label: request.label! }, this);
+          } catch (error) {
+            // Stopping: let Crawlee put the page back in the queue for the next run.
+            if (error instanceof Cancelled || this.signal.aborted) throw error;
+            // Fetches were already retried, and a plugin bug does not go away on retry: report and go on.
+            const e = error instanceof DownloadError ? error : new DownloadError('plugin_error', `${(error as Error)?.message ?? error}`);
+            this.recordFailure(request.url, e.code, e.message, e.status ?? null);
+          }
+        },
+        // A page whose handler failed after Crawlee's retries goes to the failure report; the run goes on.
+        failedRequestHandler: async ({ request }, error) => {
+          if (this.signal.aborted) return;
+          const e = error instanceof DownloadError ? error : new DownloadError('plugin_error', (error as Error).message);
+          this.recordFailure(request.url, e.code, e.message, e.status ?? null);
         },
       },
       config,
@@ -301,6 +318,31 @@ export class Engine extends EventEmitter<EngineEvents> {
     for (const row of rows) {
       if ('failure' in row && row.failure) this.emit('failed', { url: row.url, status: null, ...row.failure });
     }
+  }
+
+  /** Adds pages to the queue (a plugin's "more pages to visit"). Already-seen unique keys are ignored. */
+  async enqueue(requests: Array<{ url: string; label: string; userData?: Record<string, unknown>; uniqueKey?: string }>): Promise<void> {
+    this.queueClient.addNow(
+      requests.map((r) => ({
+        url: r.url,
+        uniqueKey: r.uniqueKey ?? `${r.label}:${r.url}`,
+        method: 'GET' as const,
+        userData: { ...(r.userData ?? {}), label: r.label },
+      })),
+    );
+  }
+
+  /** Fetches a page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
+  async fetchPage(url: string): Promise<Page> {
+    this.ctx ??= this.context();
+    return fetchPage(url, this.ctx);
+  }
+
+  /** Records a page that could not be handled; it appears in the failure report like an image. */
+  recordFailure(url: string, code: ReasonCode, message: string, status: number | null = null): void {
+    this.store.addItems([{ url, failure: { code, message, status } }]);
+    this.recount();
+    this.emit('failed', { url, code, status, message });
   }
 
   private addShards(from: number, to: number, prefix: string): void {

@@ -84,7 +84,7 @@ export class RunStore {
       setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
       addItem: 'INSERT OR IGNORE INTO items (url, name, info) VALUES (?, ?, ?)',
-      addFailedItem: 'INSERT OR IGNORE INTO items (url, status, code, message) VALUES (?, 3, ?, ?)',
+      addFailedItem: 'INSERT OR IGNORE INTO items (url, status, code, http_status, message) VALUES (?, 3, ?, ?, ?)',
       addDoneItem: "INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at) VALUES (?, 2, ?, ?, 1, 0)",
       pendingInRange: 'SELECT id, url, name, info FROM items WHERE id BETWEEN ? AND ? AND status = 0 ORDER BY id',
       claim: 'UPDATE items SET status = 1, file = ?, record = ? WHERE id = ? AND status = 0',
@@ -158,13 +158,13 @@ export class RunStore {
    * Adds images; a URL already in the run is ignored (idempotent on resume). Returns the id range of the
    * ones that are new and pending, or undefined when none are.
    */
-  addItems(items: Array<{ url: string; name?: string | null; info?: string | null; failure?: { code: ReasonCode; message: string } }>): { from: number; to: number } | undefined {
+  addItems(items: Array<{ url: string; name?: string | null; info?: string | null; failure?: { code: ReasonCode; message: string; status?: number | null } }>): { from: number; to: number } | undefined {
     return this.db.transaction(() => {
       const before = (this.q.maxItem!.get() as { id: number }).id;
       let added = 0;
       for (const item of items) {
         const res = item.failure
-          ? this.q.addFailedItem!.run(item.url, item.failure.code, item.failure.message)
+          ? this.q.addFailedItem!.run(item.url, item.failure.code, item.failure.status ?? null, item.failure.message.slice(0, 2000))
           : this.q.addItem!.run(item.url, item.name ?? null, item.info ?? null);
         added += Number(res.changes);
       }
