@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { get } from '../get.ts';
 import { formatSummary, showProgress } from './progress.ts';
+import { cmdRuns, RUNS_HELP } from './runs.ts';
 import type { Summary } from '../core/engine.ts';
 
 export const VERSION = '0.1.0';
@@ -60,6 +61,7 @@ const HELP = `imgdl ${VERSION}: get images off the web in bulk, fast, safely and
 
 Usage:
   imgdl get <list.txt | URL...> [options]   download a list of image URLs into a folder
+  imgdl runs [--clean NAME]                 list kept runs with their progress, or remove one
   imgdl help get                            options of a command
 
 Run \`imgdl get --help\` for every option.`;
@@ -71,8 +73,10 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'get':
         return await cmdGet(rest);
+      case 'runs':
+        return await cmdRuns(rest);
       case 'help':
-        console.log(rest[0] === 'get' ? GET_HELP : HELP);
+        console.log(rest[0] === 'get' ? GET_HELP : rest[0] === 'runs' ? RUNS_HELP : HELP);
         return 0;
       case '--version':
       case '-v':
@@ -84,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`Unknown command ${JSON.stringify(command)}. Commands: get. See \`imgdl --help\`.`);
+        throw new UsageError(`Unknown command ${JSON.stringify(command)}. Commands: get, runs. See \`imgdl --help\`.`);
     }
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
@@ -137,10 +141,8 @@ async function cmdGet(args: string[]): Promise<number> {
     stopOnSignal();
   }
   if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
-  if (!values.quiet) {
-    console.error(formatSummary(summary));
-    if (summary.interrupted) console.error(`Resume with: imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
-  }
+  if (!values.quiet) console.error(formatSummary(summary));
+  if (summary.interrupted) console.error(`Resume with: imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
   if (summary.interrupted) return 130;
   return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
 }

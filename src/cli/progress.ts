@@ -57,15 +57,23 @@ export function formatSummary(s: Summary, cwd = process.cwd()): string {
       ` — ${bytes.format(s.bytes) ?? '0B'} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond} img/s)`,
     `Images and ${rel(s.metadataFile)} in ${rel(s.outDir)}/`,
   ];
+  if (s.retried) {
+    const before = byCode(s.retried) || 'none';
+    lines.push(`Retried failures: before ${before}; after ${byCode(s.failuresByCode) || 'none'}`);
+  }
   if (s.failed > 0) {
-    const codes = Object.entries(s.failuresByCode)
-      .sort((a, b) => b[1] - a[1])
-      .map(([code, n]) => `${code} ${n}`)
-      .join(', ');
+    const codes = byCode(s.failuresByCode);
     lines.push(`Failures (${codes}) in ${rel(s.failuresFile)}`);
     for (const [code, n] of Object.entries(s.failuresByCode)) {
       if (n) lines.push(`  ${code}: ${REASON_CODES[code as keyof typeof REASON_CODES]}`);
     }
   }
   return lines.join('\n');
+}
+
+function byCode(counts: Partial<Record<string, number>>): string {
+  return Object.entries(counts)
+    .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ');
 }

@@ -59,6 +59,8 @@ export interface Summary {
   metadataFile: string;
   failuresFile: string;
   failuresByCode: Partial<Record<ReasonCode, number>>;
+  /** With --retry-failed: the earlier failures that were tried again, by reason code. */
+  retried?: Partial<Record<ReasonCode, number>>;
 }
 
 export interface Progress {
@@ -183,7 +185,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       await fs.promises.mkdir(this.tmpDir, { recursive: true });
       this.existing = await existingNames(spec.outDir);
       await this.recover();
-      if (spec.retryFailed) this.store.retryFailed();
+      if (spec.retryFailed) {
+        for (const f of this.store.failures()) this.retried[f.code] = (this.retried[f.code] ?? 0) + 1;
+        this.store.retryFailed();
+      }
       const before = this.store.counts();
       this.counters.skipped = before.done;
       this.counters.done = before.done;
@@ -228,7 +233,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   private async startCrawler(): Promise<void> {
-    crawleeLog.setLevel(LogLevel.WARNING);
+    // imgdl reports outcomes itself; Crawlee's own warnings (e.g. its Ctrl-C hint about `npm start`) would mislead.
+    crawleeLog.setLevel(LogLevel.ERROR);
     this.queueClient = new SqliteRequestQueueClient(this.store, 'run');
     const config = new Configuration({
       storageClient: createStorageClient(this.store, new Map([['run', this.queueClient]])),
@@ -456,6 +462,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private finalCounts = { pending: 0, done: 0, failed: 0, total: 0 };
 
   private failuresByCode: Partial<Record<ReasonCode, number>> = {};
+  /** With retryFailed: the failures that were put back in the queue, by code. */
+  private readonly retried: Partial<Record<ReasonCode, number>> = {};
 
   private async writeFailures(): Promise<void> {
     const file = path.join(this.spec.outDir, FAILURES_FILE);
@@ -486,6 +494,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       metadataFile: path.join(this.spec.outDir, METADATA_FILE),
       failuresFile: path.join(this.spec.outDir, FAILURES_FILE),
       failuresByCode: this.failuresByCode,
+      ...(this.spec.retryFailed ? { retried: this.retried } : {}),
     };
   }
 }

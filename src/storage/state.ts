@@ -124,18 +124,21 @@ export class RunStore {
   private highOrd: number;
 
   /** Opens (creating if needed) the store in `dir`. */
-  static async open(dir: string): Promise<RunStore> {
-    fs.mkdirSync(dir, { recursive: true });
+  static async open(dir: string, options: { readonly?: boolean } = {}): Promise<RunStore> {
     const file = path.join(dir, 'state.sqlite');
+    if (options.readonly && !fs.existsSync(file)) throw new Error(`No run state in ${dir}`);
+    fs.mkdirSync(dir, { recursive: true });
     let db: SqlDatabase;
     try {
       db = await openSqlite(file);
-      db.exec('PRAGMA quick_check');
+      const check = db.prepare('PRAGMA quick_check').get() as { quick_check?: string } | undefined;
+      if (check && check.quick_check !== 'ok') throw new Error(String(check.quick_check));
     } catch (error) {
       throw new Error(`The run state ${file} is damaged or unreadable (${(error as Error).message}). ` +
         'Move it aside or start over with --fresh.', { cause: error });
     }
     const store = new RunStore(dir, db);
+    if (options.readonly) return store;
     // Only one process holds a run (see RunLock), so any lock left in the queue is stale: a crashed run
     // resumes at once instead of waiting locks out.
     store.q.reqClearLocks!.run();

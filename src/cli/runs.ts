@@ -1,0 +1,93 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.ts';
+import { readRunInfo, runsDir, safeRunName, storageDir } from '../core/runs.ts';
+import { RunStore } from '../storage/state.ts';
+
+export const RUNS_HELP = `Usage: imgdl runs [--storage DIR] [--json]
+       imgdl runs --clean NAME [--storage DIR]
+
+Lists the runs kept in the storage folder with their progress (done / pending / failed) and the command
+that continues each; --clean NAME removes a run's state (its downloaded files stay).`;
+
+export interface RunListing {
+  name: string;
+  kind: string;
+  outDir: string;
+  done: number;
+  pending: number;
+  failed: number;
+  total: number;
+  finished: boolean;
+  updatedAt: string;
+  resume: string;
+  error?: string;
+}
+
+/** Every run under `storage`, newest first. Opening a run's store reads only its counts. */
+export async function listRuns(storage?: string): Promise<RunListing[]> {
+  const dir = runsDir(storageDir(storage));
+  if (!fs.existsSync(dir)) return [];
+  const out: RunListing[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const runDir = path.join(dir, name);
+    const info = readRunInfo(runDir);
+    const base = {
+      name,
+      kind: info?.kind ?? '?',
+      outDir: info?.outDir ?? '?',
+      finished: info?.finished ?? false,
+      updatedAt: info?.updatedAt ?? '',
+      resume: info ? `imgdl ${info.command.join(' ')}` : '',
+    };
+    try {
+      const store = await RunStore.open(runDir, { readonly: true });
+      try {
+        const c = store.counts();
+        out.push({ ...base, done: c.done, pending: c.pending, failed: c.failed, total: c.total });
+      } finally {
+        store.close();
+      }
+    } catch (error) {
+      out.push({ ...base, done: 0, pending: 0, failed: 0, total: 0, error: (error as Error).message });
+    }
+  }
+  return out.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+}
+
+export async function cmdRuns(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { storage: { type: 'string' }, clean: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(RUNS_HELP);
+    return 0;
+  }
+  if (values.clean !== undefined) {
+    const name = safeRunName(values.clean);
+    const runDir = path.join(runsDir(storageDir(values.storage)), name);
+    if (!name || !fs.existsSync(runDir)) throw new UsageError(`No run named ${JSON.stringify(values.clean)} (see \`imgdl runs\`)`);
+    await fs.promises.rm(runDir, { recursive: true, force: true });
+    console.error(`Removed run ${name} (its files stay where they are).`);
+    return 0;
+  }
+  const runs = await listRuns(values.storage);
+  if (values.json) {
+    process.stdout.write(JSON.stringify(runs) + '\n');
+    return 0;
+  }
+  if (runs.length === 0) {
+    console.log('No runs yet.');
+    return 0;
+  }
+  for (const r of runs) {
+    const state = r.error ? `damaged: ${r.error}` : r.finished ? 'finished' : r.pending > 0 ? 'unfinished' : 'ended';
+    console.log(`${r.name}  ${state}`);
+    console.log(`  ${r.done} done, ${r.pending} pending, ${r.failed} failed of ${r.total} → ${r.outDir}`);
+    if (r.resume) console.log(`  ${r.finished ? 'rerun' : 'resume'}: ${r.resume}`);
+  }
+  return 0;
+}
