@@ -46,11 +46,61 @@ export interface DownloadContext {
   store: RunStore;
   outDir: string;
   tmpDir: string;
-  /** Lower-cased names already in the output folder before the run (never overwritten). */
-  existing: Set<string>;
+  /** Claims file names for saved images (batched into one transaction per event-loop turn). */
+  claims: NameClaims;
   /** Aborted when the run stops (Ctrl-C): the image stays pending, it does not fail. */
   signal: AbortSignal;
   onRetry?: (item: Item, error: DownloadError, attempt: number) => void;
+}
+
+/**
+ * Chooses and claims a free, stable name for each image about to be saved. Claims made in the same
+ * event-loop turn share one SQLite transaction: the claim must be durable before the rename (so a crash
+ * between the two never loses track of a file), but one commit per image would cost more than the download.
+ */
+export class NameClaims {
+  private pending: Array<{ item: Item; base: string; record: ImageRecord; resolve: (name: string) => void; reject: (e: unknown) => void }> = [];
+
+  constructor(
+    private readonly store: RunStore,
+    /** Lower-cased names already in the output folder before the run: never overwritten. */
+    private readonly existing: Set<string>,
+  ) {}
+
+  claim(item: Item, base: string, record: ImageRecord): Promise<string> {
+    return new Promise((resolve, reject) => {
+      if (this.pending.push({ item, base, record, resolve, reject }) === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    const results: Array<string | DownloadError> = [];
+    try {
+      this.store.db.transaction(() => {
+        for (const { item, base, record } of batch) results.push(this.choose(item, base, record));
+      });
+    } catch (error) {
+      for (const p of batch) p.reject(new DownloadError('write_failed', `Could not record the image: ${(error as Error).message}`, { cause: error }));
+      return;
+    }
+    batch.forEach((p, i) => {
+      const r = results[i]!;
+      if (r instanceof DownloadError) p.reject(r);
+      else p.resolve(r);
+    });
+  }
+
+  private choose(item: Item, base: string, record: ImageRecord): string | DownloadError {
+    for (let tries = 0; tries <= 20; tries++) {
+      const name = tries === 0 ? base : disambiguate(base, item.url, tries - 1);
+      if (this.existing.has(name.toLowerCase())) continue;
+      record.file = name;
+      if (this.store.claim(item.id, name, JSON.stringify(record))) return name;
+    }
+    return new DownloadError('write_failed', `No free name near ${base}`);
+  }
 }
 
 /** Thrown when the run is stopping; the image is left pending for the next run. */
@@ -300,13 +350,12 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string, ctx: 
     const head = file ? await readHead(tmpPath) : Buffer.concat(chunks);
     sniffed ??= await sniffOrThrow(head);
     if (!file) {
+      // A small body is written in one synchronous call: cheaper than four thread-pool round trips
+      // (open, write, close, rename) per image, and short enough not to hold up the event loop.
       try {
-        await fs.promises.writeFile(tmpPath, head);
+        fs.writeFileSync(tmpPath, head);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-          await fs.promises.mkdir(ctx.tmpDir, { recursive: true });
-          await fs.promises.writeFile(tmpPath, head);
-        } else throw error;
+        throw new DownloadError('write_failed', `Could not write the temporary file: ${(error as Error).message}`, { cause: error });
       }
     }
     return {
@@ -403,14 +452,11 @@ async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx
     height,
   };
   if (item.info) record.metadata = JSON.parse(item.info) as unknown;
-  for (let tries = 0; ; tries++) {
-    record.file = tries === 0 ? base : disambiguate(base, item.url, tries - 1);
-    if (ctx.existing.has(record.file.toLowerCase())) continue;
-    if (ctx.store.claim(item.id, record.file, JSON.stringify(record))) break;
-    if (tries > 20) throw new DownloadError('write_failed', `No free name near ${base}`);
-  }
+  record.file = await ctx.claims.claim(item, base, record);
   try {
-    await fs.promises.rename(tmpPath, path.join(ctx.outDir, record.file));
+    const final = path.join(ctx.outDir, record.file);
+    if (fetched.bytes <= IN_MEMORY_LIMIT) fs.renameSync(tmpPath, final);
+    else await fs.promises.rename(tmpPath, final);
   } catch (error) {
     ctx.store.unclaim(item.id);
     throw new DownloadError('write_failed', `Could not save ${record.file}: ${(error as Error).message}`, { cause: error });

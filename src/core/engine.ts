@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BasicCrawler, Configuration, RequestQueue, log as crawleeLog, LogLevel } from '@crawlee/basic';
@@ -11,7 +11,7 @@ import { createStorageClient, SqliteRequestQueueClient } from '../storage/crawle
 import { MetadataLog } from '../storage/metadata.ts';
 import { RunLock } from '../storage/lock.ts';
 import { RunStore, type Item } from '../storage/state.ts';
-import { Cancelled, downloadItem, fetchPage, parseUrl, type Page, type DownloadContext, type DownloadSettings, type ImageRecord } from './download.ts';
+import { Cancelled, downloadItem, fetchPage, NameClaims, parseUrl, type Page, type DownloadContext, type DownloadSettings, type ImageRecord } from './download.ts';
 
 export interface EngineOptions extends DownloadSettings {
   /** Downloads in flight at once. */
@@ -145,6 +145,8 @@ export class Engine extends EventEmitter<EngineEvents> {
       stallTimeoutMs: spec.options.stallTimeoutMs,
     });
     this.tmpDir = path.join(spec.outDir, '.imgdl-tmp');
+    // Every in-flight download listens to the run's stop signal.
+    setMaxListeners(0, this.stop.signal);
     spec.signal?.addEventListener('abort', () => this.stop.abort(spec.signal!.reason), { once: true });
   }
 
@@ -414,7 +416,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       store: this.store,
       outDir: this.spec.outDir,
       tmpDir: this.tmpDir,
-      existing: this.existing,
+      claims: new NameClaims(this.store, this.existing),
       signal: this.signal,
       onRetry: (item, error, attempt) => {
         this.counters.retries++;
