@@ -3,6 +3,7 @@ import { UsageError } from '../errors.ts';
 import { get } from '../get.ts';
 import { formatSummary, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
+import { cmdNew, cmdPlugins, cmdRun, NEW_HELP, PLUGINS_HELP, RUN_HELP } from './plugin-commands.ts';
 import type { Summary } from '../core/engine.ts';
 
 export const VERSION = '0.1.0';
@@ -61,6 +62,9 @@ const HELP = `imgdl ${VERSION}: get images off the web in bulk, fast, safely and
 
 Usage:
   imgdl get <list.txt | URL...> [options]   download a list of image URLs into a folder
+  imgdl run <plugin | file.ts> [options]    run a site plugin (built-in name, or a path to a .ts file)
+  imgdl plugins                             list the built-in plugins
+  imgdl new <name>                          write a new plugin (and its test) from the template
   imgdl runs [--clean NAME]                 list kept runs with their progress, or remove one
   imgdl help get                            options of a command
 
@@ -75,9 +79,17 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdGet(rest);
       case 'runs':
         return await cmdRuns(rest);
-      case 'help':
-        console.log(rest[0] === 'get' ? GET_HELP : rest[0] === 'runs' ? RUNS_HELP : HELP);
+      case 'run':
+        return await cmdRun(rest);
+      case 'plugins':
+        return await cmdPlugins(rest);
+      case 'new':
+        return await cmdNew(rest);
+      case 'help': {
+        const topics: Record<string, string> = { get: GET_HELP, runs: RUNS_HELP, run: RUN_HELP, plugins: PLUGINS_HELP, new: NEW_HELP };
+        console.log(topics[rest[0] ?? ''] ?? HELP);
         return 0;
+      }
       case '--version':
       case '-v':
         console.log(VERSION);
@@ -88,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`Unknown command ${JSON.stringify(command)}. Commands: get, runs. See \`imgdl --help\`.`);
+        throw new UsageError(`Unknown command ${JSON.stringify(command)}. Commands: get, run, plugins, new, runs. See \`imgdl --help\`.`);
     }
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
