@@ -311,7 +311,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   async addItems(inputs: ItemInput[]): Promise<void> {
     const rows = inputs.map((input) => {
       try {
-        const url = parseUrl(input.url.trim()).href;
+        const parsed = parseUrl(input.url.trim());
+        // A #fragment never reaches the server: URLs differing only there are one image.
+        parsed.hash = '';
+        const url = parsed.href;
         return { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
       } catch (error) {
         const e = error as DownloadError;

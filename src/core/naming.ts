@@ -16,7 +16,7 @@ export function nameFromResponse(url: URL, disposition: string | undefined): str
     try {
       const parsed = contentDisposition.parse(disposition);
       const name = parsed.parameters['filename'];
-      if (name && lastSegment(name)) return name;
+      if (name && lastSegment(name)) return rawUtf8(name);
     } catch {
       // A malformed header is ignored, as browsers do; the URL still gives a name.
     }
@@ -37,6 +37,16 @@ export function nameFromUrl(url: URL): string {
     // Keep the raw segment when it is not valid percent-encoding.
   }
   return segment;
+}
+
+/**
+ * Many servers send `filename="国旗.png"` as raw UTF-8 bytes, which arrive as latin1 characters; read such a
+ * name as UTF-8 when its bytes are valid UTF-8 (a real latin1 name almost never is).
+ */
+function rawUtf8(name: string): string {
+  if (!/[\u0080-\u00ff]/.test(name) || /[^\u0000-\u00ff]/.test(name)) return name;
+  const decoded = Buffer.from(name, 'latin1').toString('utf8');
+  return decoded.includes('\ufffd') ? name : decoded;
 }
 
 function lastSegment(name: string): string {
