@@ -44,6 +44,7 @@ export function nameFromUrl(url: URL): string {
  * name as UTF-8 when its bytes are valid UTF-8 (a real latin1 name almost never is).
  */
 function rawUtf8(name: string): string {
+  // eslint-disable-next-line no-control-regex
   if (!/[\u0080-\u00ff]/.test(name) || /[^\u0000-\u00ff]/.test(name)) return name;
   const decoded = Buffer.from(name, 'latin1').toString('utf8');
   return decoded.includes('\ufffd') ? name : decoded;
