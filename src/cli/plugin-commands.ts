@@ -1,0 +1,336 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from '../errors.ts';
+import type { Summary } from '../core/engine.ts';
+import { builtinNames, listPlugins, loadPlugin, packageType, PLUGINS_DIR, REPO_ROOT } from '../plugin/loader.ts';
+import { flagName, optionsHelp, positionalOption } from '../plugin/options.ts';
+import { runPlugin, stderrLog } from '../plugin/run.ts';
+import type { AnyPlugin, OptionSpecs, OptionValues } from '../plugin/types.ts';
+import { formatSummary, showProgress } from './progress.ts';
+
+/**
+ * The engine and run flags of `imgdl run`: those of `imgdl get` (src/cli/main.ts DOWNLOAD_FLAGS) except
+ * --retry-failed, which the engine cannot yet do for plugin pages (a failed page would be retried as an image).
+ * Kept in step with RESERVED_FLAGS in src/plugin/options.ts.
+ */
+export const RUN_FLAGS = {
+  out: { type: 'string', short: 'o' },
+  concurrency: { type: 'string', short: 'c' },
+  'per-host': { type: 'string' },
+  retries: { type: 'string' },
+  'retry-delay': { type: 'string' },
+  timeout: { type: 'string' },
+  'stall-timeout': { type: 'string' },
+  'connect-timeout': { type: 'string' },
+  'max-bytes': { type: 'string' },
+  'max-redirects': { type: 'string' },
+  'max-retry-after': { type: 'string' },
+  'user-agent': { type: 'string' },
+  run: { type: 'string' },
+  storage: { type: 'string' },
+  fresh: { type: 'boolean' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const ENGINE_HELP = `Run options:
+  -o, --out DIR            output folder (default: named after the plugin, e.g. flags/)
+  -c, --concurrency N      downloads at once (default 64)
+      --per-host N         downloads at once to one host (default: the concurrency)
+      --retries N          retries on network errors, timeouts, 408, 429, 5xx (default 4)
+      --retry-delay MS     first retry delay, doubled each time, with jitter (default 500)
+      --timeout SECONDS    time limit of one attempt (default 60)
+      --stall-timeout S    longest wait for headers or between body chunks (default 20)
+      --connect-timeout S  connect time limit (default 10)
+      --max-bytes SIZE     largest image accepted, e.g. 20MB; 0 = no limit (default 100MB)
+      --max-redirects N    redirects followed (default 10)
+      --max-retry-after S  longest Retry-After waited for (default 120)
+      --user-agent UA      User-Agent header
+      --run NAME           run name (default: derived from the plugin, its options and the output folder)
+      --storage DIR        where run state is kept (default ./storage, or $CRAWLEE_STORAGE_DIR)
+      --fresh              forget this run's state and start over
+      --json               print one JSON summary on stdout at the end
+  -q, --quiet              no progress output
+  -h, --help               this help`;
+
+export const RUN_HELP = `Usage: imgdl run <plugin | file.ts> [plugin options] [run options]
+
+Runs a site plugin: a built-in by name (see \`imgdl plugins\`), or a plugin file by path (./my-site.ts).
+Running the same command again continues the run: pages already read are not fetched again, saved images are skipped.
+\`imgdl run <plugin> --help\` shows the plugin's own options.
+
+${ENGINE_HELP}
+
+Exit status: 0 all saved, 1 some failed, 2 bad usage or unknown plugin, 130 interrupted.`;
+
+export const PLUGINS_HELP = `Usage: imgdl plugins [--json]
+
+Lists the built-in plugins (plugins/*.ts) with their descriptions.`;
+
+export const NEW_HELP = `Usage: imgdl new <name>
+
+Starts a plugin from plugins/_template.ts. Inside the imgdl repository it writes plugins/<name>.ts and
+test/<name>.test.ts (a test against a local fixture server); elsewhere ./<name>.ts, or ./<name>.mts outside an
+ES module package (so that Node loads it as one). Never overwrites a file.
+Names are lower-case words: letters, digits and dashes (my-site).`;
+
+/** `imgdl run <plugin|file> [options]` */
+export async function cmdRun(args: string[]): Promise<number> {
+  const [target, ...rest] = args;
+  if (target === undefined || target === '--help' || target === '-h') {
+    console.log(RUN_HELP);
+    return target === undefined ? 2 : 0;
+  }
+  if (target.startsWith('-')) throw new UsageError(`Give the plugin first: imgdl run <plugin | file.ts> [options] (got ${target}). See \`imgdl run --help\`.`);
+  const plugin = await loadPlugin(target);
+  const specs: OptionSpecs = plugin.options ?? {};
+  const pluginFlags: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    if (spec.type === 'string[]' && spec.positional) continue;
+    pluginFlags[flagName(name)] = spec.type === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple: spec.type === 'string[]' };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...pluginFlags, ...RUN_FLAGS }, allowPositionals: true, strict: true });
+  } catch (error) {
+    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      throw new UsageError(`${(error as Error).message.split('. ')[0]}. See \`imgdl run ${target} --help\`.`);
+    }
+    throw error;
+  }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const str = (key: keyof typeof RUN_FLAGS) => values[key] as string | undefined;
+  if (values['help']) {
+    console.log(pluginHelp(plugin, target));
+    return 0;
+  }
+  const options: Record<string, unknown> = {};
+  for (const name of Object.keys(specs)) {
+    const value = values[flagName(name)];
+    if (value !== undefined) options[name] = value;
+  }
+  const positional = positionalOption(plugin);
+  if (positional) {
+    if (parsed.positionals.length > 0) options[positional] = parsed.positionals;
+  } else if (parsed.positionals.length > 0) {
+    throw new UsageError(`The ${plugin.name} plugin takes no arguments, got ${JSON.stringify(parsed.positionals[0])}. See \`imgdl run ${target} --help\`.`);
+  }
+
+  const quiet = values['quiet'] === true;
+  const json = values['json'] === true;
+  const resume = () => `imgdl ${['run', ...args].map(shellQuote).join(' ')}`;
+  const stop = new AbortController();
+  const stopOnSignal = onSignals(stop, resume);
+  let endProgress: (() => void) | undefined;
+  let summary: Summary;
+  try {
+    summary = await runPlugin(plugin, {
+      options: options as Partial<OptionValues<OptionSpecs>>,
+      out: str('out'),
+      concurrency: numberOrUndefined(str('concurrency')),
+      perHost: numberOrUndefined(str('per-host')),
+      retries: numberOrUndefined(str('retries')),
+      retryDelay: numberOrUndefined(str('retry-delay')),
+      timeout: numberOrUndefined(str('timeout')),
+      stallTimeout: numberOrUndefined(str('stall-timeout')),
+      connectTimeout: numberOrUndefined(str('connect-timeout')),
+      maxBytes: str('max-bytes'),
+      maxRedirects: numberOrUndefined(str('max-redirects')),
+      maxRetryAfter: numberOrUndefined(str('max-retry-after')),
+      userAgent: str('user-agent'),
+      run: str('run'),
+      storage: str('storage'),
+      fresh: values['fresh'] === true,
+      signal: stop.signal,
+      command: ['run', ...args],
+      log: stderrLog(plugin.name, { quiet }),
+      onStart: (engine) => {
+        if (!quiet && (!json || process.stderr.isTTY)) endProgress = showProgress(engine);
+      },
+    });
+  } finally {
+    endProgress?.();
+    stopOnSignal();
+  }
+  if (json) process.stdout.write(JSON.stringify(summary) + '\n');
+  if (!quiet) console.error(formatSummary(summary));
+  if (summary.interrupted) {
+    console.error(`Resume with: ${resume()}`);
+    return 130;
+  }
+  return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
+}
+
+/** `imgdl run <plugin> --help`: generated from the plugin's declared options. */
+export function pluginHelp(plugin: AnyPlugin, target = plugin.name): string {
+  const positional = positionalOption(plugin);
+  const spec = positional ? (plugin.options ?? {})[positional] : undefined;
+  const args = spec ? ` ${spec.required ? '' : '['}${spec.placeholder ?? positional!.toUpperCase()}...${spec.required ? '' : ']'}` : '';
+  const own = optionsHelp(plugin);
+  return [
+    `Usage: imgdl run ${target}${args} [options]`,
+    '',
+    plugin.description,
+    '',
+    ...(own.length > 0 ? ['Plugin options:', ...own, ''] : []),
+    ENGINE_HELP.replace('named after the plugin, e.g. flags/', `${plugin.name}/`),
+  ].join('\n');
+}
+
+/** `imgdl plugins [--json]` */
+export async function cmdPlugins(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    console.log(PLUGINS_HELP);
+    return 0;
+  }
+  const plugins = await listPlugins();
+  if (values.json) {
+    process.stdout.write(JSON.stringify(plugins.map(({ name, description, error }) => ({ name, description, ...(error ? { error } : {}) }))) + '\n');
+  } else {
+    const width = Math.max(0, ...plugins.map((p) => p.name.length));
+    for (const p of plugins) console.log(`${p.name.padEnd(width)}  ${p.error ? `(broken: ${p.error})` : p.description}`);
+    console.log('\nRun one: imgdl run <name> [options]; its options: imgdl run <name> --help');
+  }
+  return plugins.some((p) => p.error) ? 1 : 0;
+}
+
+/** Where `imgdl new` writes, and what. */
+export interface NewPlan {
+  plugin: { file: string; content: string };
+  test?: { file: string; content: string };
+}
+
+/** Plans `imgdl new <name>` run from `cwd`: inside the repository, plugins/ and test/; elsewhere ./<name>.ts. */
+export function planNew(name: string, cwd = process.cwd()): NewPlan {
+  if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(name)) {
+    throw new UsageError(`Expected a plugin name of lower-case letters, digits and dashes (like my-site), got ${JSON.stringify(name)}`);
+  }
+  const template = fs.readFileSync(path.join(PLUGINS_DIR, '_template.ts'), 'utf8');
+  const inRepo = isInside(fs.realpathSync(cwd), fs.realpathSync(REPO_ROOT));
+  if (inRepo && builtinNames().includes(name)) throw new UsageError(`A plugin named ${name} exists already: plugins/${name}.ts`);
+  // Outside an ES module package a .ts file is CommonJS to Node, which cannot load imgdl's ESM sources: .mts is ESM everywhere.
+  const ext = inRepo || packageType(cwd) === 'module' ? '.ts' : '.mts';
+  const file = inRepo ? path.join(PLUGINS_DIR, `${name}.ts`) : path.resolve(cwd, `${name}${ext}`);
+  const content = template
+    .replace(/^\/\/ A site plugin, started by .*$/m, `// The ${name} plugin. Run it: \`imgdl run ${inRepo ? name : `./${name}${ext}`} --start-url URL\`.`)
+    .replace("name: 'template'", `name: '${name}'`)
+    .replace("from '../src/plugin/index.ts'", `from '${inRepo ? '../src/plugin/index.ts' : importForOutside(cwd)}'`);
+  if (!content.includes(`name: '${name}'`)) throw new Error('plugins/_template.ts has changed: its `name` line was not found');
+  const plan: NewPlan = { plugin: { file, content } };
+  if (inRepo) plan.test = { file: path.join(REPO_ROOT, 'test', `${name}.test.ts`), content: testTemplate(name) };
+  return plan;
+}
+
+/** `imgdl new <name>` */
+export async function cmdNew(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  if (values.help) {
+    console.log(NEW_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`Give one plugin name: imgdl new <name>. See \`imgdl new --help\`.`);
+  const plan = planNew(positionals[0]!);
+  const files = [plan.plugin, ...(plan.test ? [plan.test] : [])];
+  for (const f of files) {
+    if (fs.existsSync(f.file)) throw new UsageError(`${path.relative(process.cwd(), f.file) || f.file} exists already; not overwriting it`);
+  }
+  for (const f of files) {
+    // 'wx': fails rather than overwrite a file that appeared meanwhile.
+    fs.writeFileSync(f.file, f.content, { flag: 'wx' });
+    console.error(`Wrote ${path.relative(process.cwd(), f.file)}`);
+  }
+  const runAs = plan.test ? positionals[0]! : `./${path.basename(plan.plugin.file)}`;
+  console.error(`Next: edit it, then \`imgdl run ${runAs} --help\`${plan.test ? ` and \`node --import tsx --test ${path.relative(process.cwd(), plan.test.file)}\`` : ''}. Guide: docs/plugins.md`);
+  return 0;
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** Outside the repository a plugin imports the `imgdl` package when it is installed there, else this copy's files. */
+function importForOutside(cwd: string): string {
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'node_modules', 'imgdl', 'package.json'))) return 'imgdl';
+    if (path.dirname(dir) === dir) break;
+  }
+  return path.join(REPO_ROOT, 'src', 'plugin', 'index.ts');
+}
+
+function testTemplate(name: string): string {
+  return `// Runs the ${name} plugin against a local fixture site (no real hosts). Run: node --import tsx --test test/${name}.test.ts
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startOrigin, type RouteHandler } from './helpers/origin.ts';
+import { runPlugin } from '../src/plugin/index.ts';
+import plugin from '../plugins/${name}.ts';
+
+const page = (body: string): RouteHandler => (_req, res) => {
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(\`<!doctype html><html><head><title>fixture</title></head><body>\${body}</body></html>\`);
+};
+
+test('${name}: follows the listing and its next page, saves each photo with its metadata', async () => {
+  const origin = await startOrigin();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgdl-${name}-'));
+  try {
+    origin.route('/list', page('<a class="photo" href="/photo/1">1</a> <a rel="next" href="/list2">next</a>'));
+    origin.route('/list2', page('<a class="photo" href="photo/2">2</a>'));
+    origin.route('/photo/1', page('<h1>Red kite</h1><img class="main" src="/img/kite.png">'));
+    origin.route('/photo/2', page('<h1>Barn owl</h1><img class="main" src="/img/owl.jpg">'));
+    // /img/<name>.<ext> is a built-in route of the fixture origin: a valid image of that type.
+    const summary = await runPlugin(plugin, {
+      options: { startUrl: origin.url('/list') },
+      out: path.join(dir, 'out'),
+      storage: path.join(dir, 'storage'),
+      log: { info() {}, warn() {}, debug() {} },
+    });
+    assert.equal(summary.failed, 0);
+    assert.equal(summary.downloaded, 2);
+    const files = fs.readdirSync(path.join(dir, 'out')).filter((f) => !f.endsWith('.jsonl')).sort();
+    assert.deepEqual(files, ['Barn owl.jpg', 'Red kite.png']);
+    const records = fs.readFileSync(path.join(dir, 'out', 'metadata.jsonl'), 'utf8').trim().split('\\n').map((l) => JSON.parse(l) as { file: string; metadata: { title: string } });
+    assert.equal(records.find((r) => r.file === 'Red kite.png')?.metadata.title, 'Red kite');
+  } finally {
+    await origin.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+`;
+}
+
+// ---- Shared with `imgdl get` (src/cli/main.ts keeps its own copies; they are not exported yet).
+
+/** Kept as strings so that option validation (with its messages) happens in one place, resolveOptions. */
+function numberOrUndefined(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : (value as unknown as number);
+}
+
+/** First Ctrl-C / SIGTERM stops gracefully; a second one exits at once (the state stays consistent either way). */
+function onSignals(stop: AbortController, resume: () => string): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      console.error(`\nimgdl: stopped at once. Resume with: ${resume()}`);
+      process.exit(130);
+    }
+    console.error(`\nimgdl: ${signal}: stopping (again to quit at once)…`);
+    stop.abort(signal);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,184 @@
+import path from 'node:path';
+import type { CheerioAPI } from 'cheerio';
+import { DownloadError } from '../errors.ts';
+import type { ItemInput, LabelHandler } from '../core/engine.ts';
+import type { AnyPlugin, HandlerContext, Page, PluginLog } from './types.ts';
+
+type Cheerio = typeof import('cheerio');
+
+/** A page request as the engine queues it. */
+export interface QueuedPage {
+  url: string;
+  label: string;
+  userData: Record<string, unknown>;
+}
+
+/** What a handler's result turned into: work for the core, and what was wrong with it. */
+export interface Collected {
+  pages: QueuedPage[];
+  images: ItemInput[];
+  /** Images whose name is a path: each fails with `bad_name`. */
+  badNames: Array<{ url: string; message: string }>;
+  /** Entries that were dropped (reported as one `plugin_error` for the page). */
+  problems: string[];
+}
+
+/**
+ * Turns a plugin's handlers into engine label handlers: fetch the page, call the plugin, check what it
+ * returned, then queue its pages and add its images. A handler that throws, or returns something that is not
+ * a result, fails its page with `plugin_error` (the engine records it); bad entries are dropped and reported.
+ */
+export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknown>, log: PluginLog): Record<string, LabelHandler> {
+  const labels = new Set(Object.keys(plugin.handlers));
+  const handlers: Record<string, LabelHandler> = {};
+  for (const label of labels) {
+    const handler = plugin.handlers[label]!;
+    handlers[label] = async (request, engine) => {
+      const page = await engine.fetchPage(request.url);
+      const ctx = await context(request, page, options, log, engine.signal);
+      const result = await handler(ctx);
+      const found = collect(result, page.finalUrl, labels);
+      if (found.pages.length > 0) await engine.enqueue(found.pages);
+      if (found.images.length > 0) await engine.addItems(found.images);
+      for (const bad of found.badNames) engine.recordFailure(bad.url, 'bad_name', bad.message);
+      if (found.problems.length > 0) engine.recordFailure(request.url, 'plugin_error', summarize(plugin.name, label, found.problems));
+    };
+  }
+  return handlers;
+}
+
+function summarize(plugin: string, label: string, problems: string[]): string {
+  const shown = problems.slice(0, 3).join('; ');
+  const more = problems.length > 3 ? `; and ${problems.length - 3} more` : '';
+  return `Plugin ${plugin}, handler ${label}: ${problems.length} bad ${problems.length === 1 ? 'entry' : 'entries'} dropped: ${shown}${more}`;
+}
+
+function isHtmlLike(page: Page): boolean {
+  const type = page.contentType.toLowerCase();
+  if (/html|xml/.test(type)) return true;
+  // Servers that omit or mislabel the type (text/plain, octet-stream): trust a body that starts with markup.
+  return !/json|javascript|image\/|css/.test(type) && /^\s*</.test(page.body);
+}
+
+async function context(
+  request: { url: string; label: string; userData: Record<string, unknown> },
+  page: Page,
+  options: Record<string, unknown>,
+  log: PluginLog,
+  signal: AbortSignal,
+): Promise<HandlerContext> {
+  // cheerio is imported only once a page is HTML (JSON-only plugins never load it), and parsed on first use.
+  const cheerio: Cheerio | undefined = isHtmlLike(page) ? await import('cheerio') : undefined;
+  let $: CheerioAPI | undefined;
+  let parsed: { value: unknown } | undefined;
+  const { label: _label, __crawlee: _internal, ...userData } = request.userData;
+  return {
+    request: { url: request.url, label: request.label, userData },
+    page,
+    get $(): CheerioAPI {
+      if (!cheerio) throw new DownloadError('plugin_error', `${page.finalUrl} is not HTML (Content-Type ${page.contentType || 'none'}); use ctx.json() or ctx.page.body`);
+      $ ??= cheerio.load(page.body, { baseURI: page.finalUrl });
+      return $;
+    },
+    json<T = unknown>(): T {
+      if (!parsed) {
+        try {
+          parsed = { value: JSON.parse(page.body) as unknown };
+        } catch (error) {
+          throw new DownloadError('plugin_error', `${page.finalUrl} is not JSON (Content-Type ${page.contentType || 'none'}): ${(error as Error).message}`);
+        }
+      }
+      return parsed.value as T;
+    },
+    resolve: (url: string) => new URL(url, page.finalUrl).href,
+    options,
+    log,
+    signal,
+  };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Resolves a URL found on a page; the fragment is dropped (it is never sent to the server). */
+function absolute(raw: string, base: string): URL | undefined {
+  try {
+    const url = new URL(raw.trim(), base);
+    url.hash = '';
+    return url;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks a handler's result. Not an object (or `pages`/`images` not arrays) → the whole page fails. Otherwise each
+ * entry is checked on its own: bad ones are dropped and listed in `problems`, images whose name is a path go to
+ * `badNames`, and the rest is returned with absolute URLs.
+ */
+export function collect(result: unknown, base: string, labels: ReadonlySet<string>): Collected {
+  const out: Collected = { pages: [], images: [], badNames: [], problems: [] };
+  if (result === undefined || result === null) return out;
+  if (!isObject(result)) throw new DownloadError('plugin_error', `A handler must return { pages?, images? } or nothing, not ${describe(result)}`);
+  const { pages = [], images = [] } = result;
+  if (!Array.isArray(pages)) throw new DownloadError('plugin_error', `\`pages\` must be an array, not ${describe(pages)}`);
+  if (!Array.isArray(images)) throw new DownloadError('plugin_error', `\`images\` must be an array, not ${describe(images)}`);
+
+  const seenPages = new Set<string>();
+  pages.forEach((entry: unknown, i) => {
+    const where = `pages[${i}]`;
+    if (!isObject(entry)) return void out.problems.push(`${where} is ${describe(entry)}, not { url, label }`);
+    if (typeof entry.url !== 'string') return void out.problems.push(`${where}.url is ${describe(entry.url)}, not a string`);
+    if (typeof entry.label !== 'string' || !labels.has(entry.label)) {
+      return void out.problems.push(`${where}.label ${JSON.stringify(entry.label)} has no handler (labels: ${[...labels].join(', ')})`);
+    }
+    if (entry.userData !== undefined && !isObject(entry.userData)) return void out.problems.push(`${where}.userData is ${describe(entry.userData)}, not an object`);
+    if (entry.userData !== undefined && !isJson(entry.userData)) return void out.problems.push(`${where}.userData cannot be stored as JSON`);
+    const url = absolute(entry.url, base);
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return void out.problems.push(`${where}.url ${JSON.stringify(entry.url.slice(0, 200))} is not an http(s) URL`);
+    const key = `${entry.label}:${url.href}`;
+    if (seenPages.has(key)) return;
+    seenPages.add(key);
+    out.pages.push({ url: url.href, label: entry.label, userData: (entry.userData as Record<string, unknown> | undefined) ?? {} });
+  });
+
+  const seenImages = new Set<string>();
+  images.forEach((entry: unknown, i) => {
+    const where = `images[${i}]`;
+    if (!isObject(entry)) return void out.problems.push(`${where} is ${describe(entry)}, not { url, name?, metadata? }`);
+    if (typeof entry.url !== 'string') return void out.problems.push(`${where}.url is ${describe(entry.url)}, not a string`);
+    if (entry.name !== undefined && entry.name !== null && typeof entry.name !== 'string') return void out.problems.push(`${where}.name is ${describe(entry.name)}, not a string`);
+    if (entry.metadata !== undefined && !isJson(entry.metadata)) return void out.problems.push(`${where}.metadata cannot be stored as JSON`);
+    const url = absolute(entry.url, base);
+    // A URL that does not parse is left to the core, which records it as `invalid_url` for this image.
+    const href = url?.href ?? entry.url;
+    if (seenImages.has(href)) return;
+    seenImages.add(href);
+    const name = typeof entry.name === 'string' ? entry.name.trim() : '';
+    if (name && isPath(name)) {
+      out.badNames.push({ url: href, message: `The name ${JSON.stringify(name.slice(0, 200))} is a path; a plugin names a file, not where it goes` });
+      return;
+    }
+    out.images.push({ url: href, ...(name ? { name } : {}), ...(entry.metadata !== undefined ? { metadata: entry.metadata } : {}) });
+  });
+  return out;
+}
+
+/** Absolute (`/x`, `C:\x`, `\\server\x`) or with a separator (`a/b`, `..\x`). */
+function isPath(name: string): boolean {
+  return /[/\\]/.test(name) || path.posix.isAbsolute(name) || path.win32.isAbsolute(name) || /^[a-z]:/i.test(name);
+}
+
+function isJson(value: unknown): boolean {
+  try {
+    return JSON.stringify(value) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 60))}`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value).slice(0, 60)}`;
+}

@@ -1,0 +1,137 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../errors.ts';
+import { Engine, type Summary } from '../core/engine.ts';
+import { deriveRunName, readRunInfo, runsDir, safeRunName, storageDir, writeRunInfo } from '../core/runs.ts';
+import type { EngineOptions } from '../core/engine.ts';
+import { resolveOptions, type DownloadOptions } from '../options.ts';
+import { engineHandlers, type QueuedPage } from './handle.ts';
+import { resolvePluginOptions } from './options.ts';
+import type { AnyPlugin, OptionSpecs, OptionValues, Plugin, PluginLog } from './types.ts';
+
+export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadOptions {
+  /** The plugin's options (validated; defaults filled in). */
+  options?: Partial<V>;
+  /** Output folder; default: named after the plugin (`flags/`). */
+  out?: string;
+  /** Run name; default: derived from the plugin, its options and the output folder. */
+  run?: string;
+  /** Where run state lives; default `./storage`. */
+  storage?: string;
+  /** Forget the run's state and start over. */
+  fresh?: boolean;
+  signal?: AbortSignal;
+  /** The argv that reproduces this call, kept so that `imgdl runs` can show how to resume it. */
+  command?: string[];
+  /** Called once the engine is open (for progress and events). */
+  onStart?: (engine: Engine) => void;
+  /** Where the plugin's `ctx.log` goes; default: stderr (debug only with IMGDL_DEBUG set). */
+  log?: PluginLog;
+}
+
+export interface PluginRunPlan {
+  values: Record<string, unknown>;
+  outDir: string;
+  run: string;
+  stateDir: string;
+  engineOptions: EngineOptions;
+  start: QueuedPage[];
+}
+
+/** Resolves where a plugin run writes, which run it continues and its start pages, before any network work. */
+export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = {}): Promise<PluginRunPlan> {
+  const values = resolvePluginOptions(plugin, opts.options as Record<string, unknown> | undefined);
+  const engineOptions = resolveOptions(downloadOptions(opts));
+  const outDir = path.resolve(opts.out ?? plugin.name);
+  const run = opts.run !== undefined ? safeRunName(opts.run) : deriveRunName('run', plugin.name, { plugin: plugin.name, options: values, outDir });
+  if (!run) throw new UsageError(`Expected \`run\` to be a usable name, got ${JSON.stringify(opts.run)}`);
+  const stateDir = path.join(runsDir(storageDir(opts.storage)), run);
+  let requested: unknown;
+  try {
+    requested = await plugin.start(values);
+  } catch (error) {
+    // A plugin importing another copy of imgdl (its own node_modules) throws that copy's UsageError.
+    if (error instanceof Error && error.name === 'UsageError' && !(error instanceof UsageError)) throw new UsageError(error.message, { cause: error });
+    throw error;
+  }
+  const start = checkStart(plugin, requested);
+  return { values, outDir, run, stateDir, engineOptions, start };
+}
+
+function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
+  if (!Array.isArray(requests)) throw new Error(`Plugin ${plugin.name}: start() must return an array of { url, label }`);
+  const labels = Object.keys(plugin.handlers);
+  return requests.map((r: unknown, i) => {
+    const req = r as Partial<QueuedPage> | null;
+    if (typeof req !== 'object' || req === null || typeof req.url !== 'string') throw new Error(`Plugin ${plugin.name}: start()[${i}] is not { url, label }`);
+    if (typeof req.label !== 'string' || !labels.includes(req.label)) {
+      throw new Error(`Plugin ${plugin.name}: start()[${i}] has label ${JSON.stringify(req.label)}, which has no handler (labels: ${labels.join(', ')})`);
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      // Start URLs come from the user's options (a base URL, page URLs): a bad one is a usage error.
+      throw new UsageError(`Plugin ${plugin.name}: ${JSON.stringify(req.url)} is not an absolute URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`Plugin ${plugin.name}: ${req.url} is not an http(s) URL`);
+    url.hash = '';
+    return { url: url.href, label: req.label, userData: req.userData ?? {} };
+  });
+}
+
+function downloadOptions(opts: RunPluginOptions): DownloadOptions {
+  const { options: _p, out: _o, run: _r, storage: _s, fresh: _f, signal: _sg, command: _c, onStart: _os, log: _l, ...rest } = opts;
+  return rest;
+}
+
+/** ctx.log for a plugin: one line on stderr each, tagged with the plugin's name. */
+export function stderrLog(plugin: string, { quiet = false } = {}): PluginLog {
+  const write = (line: string) => process.stderr.write(`imgdl [${plugin}]: ${line}\n`);
+  return {
+    info: (m) => (quiet ? undefined : write(m)),
+    warn: (m) => write(`warning: ${m}`),
+    debug: (m) => (process.env['IMGDL_DEBUG'] ? write(m) : undefined),
+  };
+}
+
+/**
+ * Runs a site plugin: its start pages and every page its handlers find are fetched (each once per run: the
+ * queue is durable, so an interrupted run continues where it stopped), and the images they return are
+ * downloaded, checked, named and stored with their metadata.
+ *
+ * @example
+ * import flags from '../plugins/flags.ts';
+ * const summary = await runPlugin(flags, { options: { codes: ['CN', 'US'] }, out: 'flags' });
+ */
+export async function runPlugin<O extends OptionSpecs, L extends string>(plugin: Plugin<O, L>, opts: RunPluginOptions<OptionValues<O>> = {}): Promise<Summary> {
+  const p: AnyPlugin = plugin;
+  const plan = await planPluginRun(p, opts as RunPluginOptions);
+  if (opts.fresh) await fs.promises.rm(plan.stateDir, { recursive: true, force: true });
+  const info = readRunInfo(plan.stateDir);
+  const now = new Date().toISOString();
+  writeRunInfo(plan.stateDir, {
+    name: plan.run,
+    kind: 'run',
+    command: opts.command ?? ['run', p.name],
+    cwd: process.cwd(),
+    outDir: plan.outDir,
+    createdAt: info?.createdAt ?? now,
+    updatedAt: now,
+    finished: false,
+  });
+  const engine = await Engine.open({
+    stateDir: plan.stateDir,
+    outDir: plan.outDir,
+    options: plan.engineOptions,
+    // Added on every run; pages already seen (uniqueKey label:url) are not fetched again.
+    requests: plan.start,
+    handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name)),
+    signal: opts.signal,
+  });
+  opts.onStart?.(engine);
+  const summary = await engine.run();
+  const latest = readRunInfo(plan.stateDir);
+  if (latest) writeRunInfo(plan.stateDir, { ...latest, updatedAt: new Date().toISOString(), finished: summary.pending === 0 && !summary.interrupted });
+  return summary;
+}

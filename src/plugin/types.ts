@@ -1,0 +1,145 @@
+import type { CheerioAPI } from 'cheerio';
+import type { Page } from '../core/download.ts';
+
+export type { Page };
+
+interface OptionBase {
+  /** One line for `imgdl run <plugin> --help`. */
+  help: string;
+  /** The value's placeholder in the help, e.g. `URL` (default: from the type). */
+  placeholder?: string;
+  /** The run cannot start without it (a usage error, exit 2). */
+  required?: boolean;
+}
+
+/** `--name VALUE` */
+export interface StringOption extends OptionBase {
+  type: 'string';
+  default?: string;
+  /** The only values accepted. */
+  choices?: readonly string[];
+}
+
+/** `--name 12` */
+export interface NumberOption extends OptionBase {
+  type: 'number';
+  default?: number;
+  integer?: boolean;
+  min?: number;
+  max?: number;
+}
+
+/** `--name` (a flag: true when given). */
+export interface BooleanOption extends OptionBase {
+  type: 'boolean';
+  default?: boolean;
+}
+
+/** `--name a,b c` or `--name a --name b` (split on commas and spaces); or the command's positional arguments. */
+export interface ListOption extends OptionBase {
+  type: 'string[]';
+  default?: readonly string[];
+  /** Takes the positional arguments (`imgdl run gallery URL...`), as they are: no splitting. At most one option. */
+  positional?: boolean;
+}
+
+export type OptionSpec = StringOption | NumberOption | BooleanOption | ListOption;
+
+/** A plugin's options by name; `baseUrl` is `--base-url` on the command line. */
+export type OptionSpecs = Record<string, OptionSpec>;
+
+type ValueOf<S> = S extends { type: 'string' } ? string : S extends { type: 'number' } ? number : S extends { type: 'boolean' } ? boolean : string[];
+
+/** Booleans and lists always have a value (false, []); others when they have a default or are required. */
+type AlwaysSet<S> = S extends { type: 'boolean' | 'string[]' } ? true : S extends { required: true } ? true : S extends { default: unknown } ? true : false;
+
+/** The parsed options a plugin's `start` and handlers receive, typed from the declaration. */
+export type OptionValues<O extends OptionSpecs> = {
+  -readonly [K in keyof O]: AlwaysSet<O[K]> extends true ? ValueOf<O[K]> : ValueOf<O[K]> | undefined;
+};
+
+/** A page to fetch and hand to the handler of `label`. */
+export interface PageRequest<L extends string = string> {
+  /** Absolute, or relative to the page it was found on. */
+  url: string;
+  label: L;
+  /** Carried to the handler as `ctx.request.userData` (must be JSON). */
+  userData?: Record<string, unknown>;
+}
+
+/** A page to start with: `url` must be absolute. */
+export type StartRequest<L extends string = string> = PageRequest<L>;
+
+/** An image for the core to download, check, name and store. */
+export interface ImageRequest {
+  /** Absolute, or relative to the page it was found on. */
+  url: string;
+  /**
+   * The file name, e.g. `CN-China.gif`. Made safe by the core (reserved characters, length), and its
+   * extension is fixed from the bytes. A name with a path in it (`a/b.gif`, `/etc/x`, `..\\x`) is not
+   * accepted: the image fails with `bad_name`. Empty or missing: named from the response and URL.
+   */
+  name?: string;
+  /** Stored in the image's record in metadata.jsonl (must be JSON). */
+  metadata?: unknown;
+}
+
+/** What a handler found on its page. */
+export interface HandlerResult<L extends string = string> {
+  pages?: Array<PageRequest<L>>;
+  images?: ImageRequest[];
+}
+
+export interface PluginLog {
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+}
+
+/** What a handler gets: the request, its fetched page and helpers to read it. */
+export interface HandlerContext<V = Record<string, unknown>, L extends string = string> {
+  request: { url: string; label: L; userData: Record<string, unknown> };
+  /** The fetched page (after redirects: `finalUrl`). */
+  page: Page;
+  /** The page parsed with cheerio (parsed on first use). Throws when the page is not HTML or XML. */
+  readonly $: CheerioAPI;
+  /** The page body parsed as JSON. Throws (`plugin_error`) when it is not JSON. */
+  json<T = unknown>(): T;
+  /** `new URL(url, page.finalUrl).href`: a link on the page made absolute. */
+  resolve(url: string): string;
+  options: V;
+  log: PluginLog;
+  /** Aborted when the run is stopping. */
+  signal: AbortSignal;
+}
+
+export type Handler<V = Record<string, unknown>, L extends string = string> = (
+  ctx: HandlerContext<V, L>,
+) => Promise<HandlerResult<L> | void> | HandlerResult<L> | void;
+
+/**
+ * A site plugin: it says which pages to start with, and for each page (by label) what it found there.
+ * It never downloads images itself: the core fetches, retries, validates, names and stores them.
+ */
+export interface Plugin<O extends OptionSpecs = OptionSpecs, L extends string = string> {
+  /** The plugin's name: for a built-in, its file name (`plugins/flags.ts` → `flags`). */
+  name: string;
+  /** One line, shown by `imgdl plugins`. */
+  description: string;
+  options?: O;
+  /** The pages to start with (no network here: it runs before anything is fetched). */
+  start: (options: OptionValues<O>) => Array<StartRequest<NoInfer<L>>> | Promise<Array<StartRequest<NoInfer<L>>>>;
+  /** One handler per label; the labels are these keys (a page with another label is a type error). */
+  handlers: Record<L, Handler<OptionValues<O>, NoInfer<L>>>;
+}
+
+/** A plugin of any options, as loaded from a file (every `Plugin` is one). */
+export interface AnyPlugin {
+  name: string;
+  description: string;
+  options?: OptionSpecs;
+  /* eslint-disable @typescript-eslint/no-explicit-any -- the options' type is the plugin's own */
+  start: (options: any) => Array<StartRequest> | Promise<Array<StartRequest>>;
+  handlers: Record<string, (ctx: HandlerContext<any, any>) => Promise<HandlerResult | void> | HandlerResult | void>;
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+}
