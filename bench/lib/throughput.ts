@@ -1,0 +1,90 @@
+/** One tool on one throughput workload: run it, count what it saved, judge it. */
+import { mkdir, rm } from 'node:fs/promises';
+import { tally } from './files.ts';
+import { runMeasured, type RunResult } from './proc.ts';
+import { MB, type Status, type ToolRun } from './results.ts';
+import type { RunContext, Tool } from './tools.ts';
+import type { WorkloadId } from './workloads.ts';
+
+/** A tool that saved fewer than this share of its URLs failed, whatever its exit code. */
+const MIN_SHARE = 0.99;
+
+/** The last line of stdout that is a JSON object, if any. */
+export function lastJson(stdout: string): Record<string, unknown> | undefined {
+  const lines = stdout.trim().split('\n').reverse();
+  for (const line of lines) {
+    const trimmed = line.trim();
+    if (!trimmed.startsWith('{')) continue;
+    try {
+      const value: unknown = JSON.parse(trimmed);
+      if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+    } catch {
+      // not JSON: keep looking
+    }
+  }
+  return undefined;
+}
+
+/** The stderr line that best says why a run failed (the last one naming an error), shortened. */
+export function lastWords(result: RunResult): string {
+  const lines = result.stderr
+    .trim()
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('at ') && !l.startsWith('Node.js v'));
+  const line = [...lines].reverse().find((l) => /error|cannot|not found|refused|denied/i.test(l)) ?? lines.at(-1) ?? '';
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
+
+function judge(result: RunResult, files: number, urls: number): { status: Status; reason?: string } {
+  if (result.timedOut) return { status: 'timeout', reason: `killed after ${result.seconds.toFixed(0)} s` };
+  if (result.exitCode !== 0) {
+    const how = result.exitCode === null ? `signal ${result.signal}` : `exit ${result.exitCode}`;
+    const words = lastWords(result);
+    return { status: 'failed', reason: words ? `${how}: ${words}` : how };
+  }
+  if (files < urls * MIN_SHARE) return { status: 'failed', reason: `only ${files} of ${urls} images saved` };
+  return { status: 'ok' };
+}
+
+export interface ThroughputJob {
+  workload: WorkloadId;
+  tool: Tool;
+  urls: number;
+  capped: boolean;
+  ctx: RunContext;
+  timeoutMs: number;
+}
+
+export async function runThroughput(job: ThroughputJob): Promise<ToolRun> {
+  const { ctx } = job;
+  await rm(ctx.outDir, { recursive: true, force: true });
+  await rm(ctx.storageDir, { recursive: true, force: true });
+  await mkdir(ctx.outDir, { recursive: true });
+  await mkdir(ctx.storageDir, { recursive: true });
+
+  const result = await runMeasured(job.tool.command(ctx), job.timeoutMs, ctx.scratchDir);
+  const saved = await tally(ctx.outDir);
+  const verdict = judge(result, saved.images, job.urls);
+  const seconds = result.seconds;
+  const run: ToolRun = {
+    workload: job.workload,
+    tool: job.tool.name,
+    ...verdict,
+    urls: job.urls,
+    capped: job.capped,
+    files: saved.images,
+    bytes: saved.imageBytes,
+    seconds,
+    imagesPerSec: saved.images / seconds,
+    mbPerSec: saved.imageBytes / MB / seconds,
+    peakRssMb: result.peakRssMb,
+    exitCode: result.exitCode,
+  };
+  const reported = lastJson(result.stdout);
+  if (reported) run.reported = reported;
+
+  await rm(ctx.outDir, { recursive: true, force: true });
+  await rm(ctx.storageDir, { recursive: true, force: true });
+  return run;
+}

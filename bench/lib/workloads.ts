@@ -1,0 +1,67 @@
+/** The workloads: what the origin serves and which URL list each tool gets. */
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+
+export const SMALL_BYTES = 12 * 1024;
+export const LARGE_BYTES = 5 * 1024 * 1024;
+
+export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W4' | 'W5';
+
+/** How the origin for a workload is started. */
+export interface OriginSpec {
+  bytes: number;
+  latencyMs: number;
+  ports: number;
+}
+
+export interface Workload {
+  id: WorkloadId;
+  title: string;
+  count: number;
+  origin: OriginSpec;
+  /** W4 runs imgdl alone in the background-and-interrupt mode. */
+  mode: 'throughput' | 'scale';
+}
+
+interface Sizes {
+  W1: number;
+  W2: number;
+  W3: number;
+  W4: number;
+  W5: number;
+}
+
+const FULL: Sizes = { W1: 20_000, W2: 5_000, W3: 200, W4: 1_000_000, W5: 20_000 };
+const QUICK: Sizes = { W1: 2_000, W2: 1_000, W3: 20, W4: 100_000, W5: 2_000 };
+
+export function workloads(quick: boolean): Workload[] {
+  const n = quick ? QUICK : FULL;
+  const small = (latencyMs: number, ports: number): OriginSpec => ({ bytes: SMALL_BYTES, latencyMs, ports });
+  return [
+    { id: 'W1', title: 'many small', count: n.W1, origin: small(0, 1), mode: 'throughput' },
+    { id: 'W2', title: 'latency', count: n.W2, origin: small(50, 1), mode: 'throughput' },
+    { id: 'W3', title: 'large', count: n.W3, origin: { bytes: LARGE_BYTES, latencyMs: 0, ports: 1 }, mode: 'throughput' },
+    { id: 'W4', title: 'scale', count: n.W4, origin: small(0, 1), mode: 'scale' },
+    { id: 'W5', title: 'many hosts', count: n.W5, origin: small(0, 50), mode: 'throughput' },
+  ];
+}
+
+/** Same bytes, latency and port count: one origin process can serve both workloads. */
+export function originKey(spec: OriginSpec): string {
+  return `${spec.bytes}/${spec.latencyMs}/${spec.ports}`;
+}
+
+/** Writes `count` unique URLs, spread round-robin over `ports`, one per line. */
+export async function writeUrlList(path: string, ports: number[], count: number): Promise<void> {
+  const out = createWriteStream(path);
+  const batch: string[] = [];
+  for (let i = 0; i < count; i++) {
+    batch.push(`http://127.0.0.1:${ports[i % ports.length]}/img/${i}.png\n`);
+    if (batch.length === 10_000 || i === count - 1) {
+      if (!out.write(batch.join(''))) await once(out, 'drain');
+      batch.length = 0;
+    }
+  }
+  out.end();
+  await once(out, 'finish');
+}
