@@ -114,7 +114,7 @@ const LONG_CJK = '图'.repeat(100); // 300 UTF-8 bytes
 /**
  * `imgdl get lists/cats.txt` from a fresh cwd, with no --out: a list of good images, failing ones and bad lines.
  * Small retry delay and stall timeout so that the run takes seconds; --max-bytes 1KB (every fixture below is smaller,
- * except the two meant to be too large).
+ * except the three meant to be too large).
  */
 const catsRun = once(async () => {
   const origin = await sharedOrigin();
@@ -138,17 +138,15 @@ const catsRun = once(async () => {
     for (let i = 0; i < body.length; i += 500) res.write(body.subarray(i, i + 500));
     res.end();
   });
-
   origin.route('/empty/e.png', (_req, res) => {
     res.writeHead(200, { 'Content-Type': 'image/png', 'Content-Length': 0 });
     res.end();
   });
 
-  const types = IMAGE_EXTS.map((ext) => `/img/t.${ext}?w=5&h=3`);
   const lines = [
     '\uFEFF# cats to fetch, with a byte-order mark before this comment',
     '',
-    ...types.map(u),
+    ...IMAGE_EXTS.map((ext) => u(`/img/t.${ext}?w=5&h=3`)),
     '   # an indented comment',
     `${u('/img/t.png?w=5&h=3')}   `,
     u('/img/t.png?w=5&h=3').replace(/^http:/, 'HTTP:'),
@@ -212,7 +210,7 @@ const catsRun = once(async () => {
     assert.ok(f, `a failure record for ${url}\nfailures: ${JSON.stringify(failures, null, 1)}\nstderr: ${run.stderr}`);
     return f;
   };
-  return { origin, dir, out, run, records, failures, record, failure, u, types, rateTimes, dateTimes, stallBody, stallHeaders };
+  return { origin, dir, out, run, records, failures, record, failure, u, rateTimes, dateTimes, stallBody, stallHeaders };
 });
 
 test('a list file is read one URL a line, skipping blank lines and # comments, into a folder named after the list', async () => {
