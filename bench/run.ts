@@ -190,6 +190,23 @@ function skippedRun(job: Job, reason: string): ToolRun {
   };
 }
 
+function skippedScale(job: Job, reason: string): ScaleRun {
+  return {
+    workload: 'W4',
+    tool: 'imgdl',
+    status: 'skipped',
+    reason,
+    urls: job.urls,
+    windowSeconds: 0,
+    firstImageSeconds: null,
+    imagesInWindow: 0,
+    stateBytes: 0,
+    peakRssMb: 0,
+    sigintExitSeconds: null,
+    resumeOpenSeconds: null,
+  };
+}
+
 async function runThroughputJob(plan: Plan, job: Job, list: string): Promise<ToolRun> {
   const run = await runThroughput({
     workload: job.workload.id,
@@ -227,8 +244,10 @@ async function runJobs(plan: Plan, jobs: Job[], startedAt: number): Promise<{ ru
   for (const job of jobs) {
     const list = lists.get(`${job.workload.id}/${job.urls}`) as string;
     const veto = budgetVeto(job, plan.options.quick, (performance.now() - startedAt) / 1000);
-    if (job.kind === 'scale') scale = await runScaleJob(plan, job, list);
-    else if (veto) runs.push(skippedRun(job, veto));
+    if (veto) {
+      if (job.kind === 'scale') scale = skippedScale(job, veto);
+      else runs.push(skippedRun(job, veto));
+    } else if (job.kind === 'scale') scale = await runScaleJob(plan, job, list);
     else runs.push(await runThroughputJob(plan, job, list));
   }
   const rank = (run: ToolRun): number => Number(run.workload.slice(1)) * 100 + TOOL_NAMES.indexOf(run.tool);
