@@ -3,7 +3,7 @@ import path from 'node:path';
 import { UsageError } from './errors.ts';
 import { Engine, type ItemInput, type Summary } from './core/engine.ts';
 import { readList } from './core/input.ts';
-import { deriveRunName, readRunInfo, runsDir, safeRunName, storageDir, writeRunInfo } from './core/runs.ts';
+import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from './core/runs.ts';
 import { resolveOptions, type DownloadOptions } from './options.ts';
 
 export interface GetOptions extends DownloadOptions {
@@ -68,19 +68,8 @@ function pick(options: GetOptions): DownloadOptions {
 export async function get(options: GetOptions): Promise<Summary> {
   const plan = planGet(options);
   if (options.fresh) await fs.promises.rm(plan.stateDir, { recursive: true, force: true });
-  const info = readRunInfo(plan.stateDir);
+  const info = markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...options.inputs], outDir: plan.outDir });
   const ingested = info?.finished === true || (info !== undefined && fs.existsSync(path.join(plan.stateDir, 'ingested')));
-  const now = new Date().toISOString();
-  writeRunInfo(plan.stateDir, {
-    name: plan.run,
-    kind: 'get',
-    command: options.command ?? ['get', ...options.inputs],
-    cwd: process.cwd(),
-    outDir: plan.outDir,
-    createdAt: info?.createdAt ?? now,
-    updatedAt: now,
-    finished: false,
-  });
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
@@ -92,8 +81,7 @@ export async function get(options: GetOptions): Promise<Summary> {
   });
   options.onStart?.(engine);
   const summary = await engine.run();
-  const latest = readRunInfo(plan.stateDir);
-  if (latest) writeRunInfo(plan.stateDir, { ...latest, updatedAt: new Date().toISOString(), finished: summary.pending === 0 && !summary.interrupted });
+  markRunEnded(plan.stateDir, summary);
   return summary;
 }
 

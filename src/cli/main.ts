@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { get } from '../get.ts';
+import { numberOrUndefined, onSignals, shellQuote } from './common.ts';
 import { formatSummary, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
 import { cmdNew, cmdPlugins, cmdRun, NEW_HELP, PLUGINS_HELP, RUN_HELP } from './plugin-commands.ts';
@@ -157,31 +158,4 @@ async function cmdGet(args: string[]): Promise<number> {
   if (summary.interrupted) console.error(`Resume with: imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
   if (summary.interrupted) return 130;
   return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
-}
-
-/** Kept as strings so that option validation (with its messages) happens in one place, resolveOptions. */
-function numberOrUndefined(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : (value as unknown as number);
-}
-
-/** First Ctrl-C / SIGTERM stops gracefully; a second one exits at once (the state stays consistent either way). */
-function onSignals(stop: AbortController, resume: () => string): () => void {
-  const handler = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) {
-      console.error(`\nimgdl: stopped at once. Resume with: ${resume()}`);
-      process.exit(130);
-    }
-    console.error(`\nimgdl: ${signal}: stopping (again to quit at once)…`);
-    stop.abort(signal);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-  };
-}
-
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

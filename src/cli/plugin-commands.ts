@@ -7,6 +7,7 @@ import { builtinNames, listPlugins, loadPlugin, packageType, PLUGINS_DIR, REPO_R
 import { flagName, optionsHelp, positionalOption } from '../plugin/options.ts';
 import { runPlugin, stderrLog } from '../plugin/run.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues } from '../plugin/types.ts';
+import { numberOrUndefined, onSignals, shellQuote } from './common.ts';
 import { formatSummary, showProgress } from './progress.ts';
 
 /**
@@ -304,33 +305,4 @@ test('${name}: follows the listing and its next page, saves each photo with its 
   }
 });
 `;
-}
-
-// ---- Shared with `imgdl get` (src/cli/main.ts keeps its own copies; they are not exported yet).
-
-/** Kept as strings so that option validation (with its messages) happens in one place, resolveOptions. */
-function numberOrUndefined(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : (value as unknown as number);
-}
-
-/** First Ctrl-C / SIGTERM stops gracefully; a second one exits at once (the state stays consistent either way). */
-function onSignals(stop: AbortController, resume: () => string): () => void {
-  const handler = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) {
-      console.error(`\nimgdl: stopped at once. Resume with: ${resume()}`);
-      process.exit(130);
-    }
-    console.error(`\nimgdl: ${signal}: stopping (again to quit at once)…`);
-    stop.abort(signal);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-  };
-}
-
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

@@ -50,3 +50,17 @@ export function writeRunInfo(dir: string, info: RunInfo): void {
   fs.writeFileSync(`${file}.tmp`, JSON.stringify(info, null, 2));
   fs.renameSync(`${file}.tmp`, file);
 }
+
+/** Records that a run is starting (keeping its creation time); returns what was recorded before, if anything. */
+export function markRunStarted(dir: string, run: { name: string; kind: string; command: string[]; outDir: string }): RunInfo | undefined {
+  const before = readRunInfo(dir);
+  const now = new Date().toISOString();
+  writeRunInfo(dir, { ...run, cwd: process.cwd(), createdAt: before?.createdAt ?? now, updatedAt: now, finished: false });
+  return before;
+}
+
+/** Records how a run ended: finished when nothing is pending and it was not interrupted. */
+export function markRunEnded(dir: string, summary: { pending: number; interrupted: boolean }): void {
+  const info = readRunInfo(dir);
+  if (info) writeRunInfo(dir, { ...info, updatedAt: new Date().toISOString(), finished: summary.pending === 0 && !summary.interrupted });
+}

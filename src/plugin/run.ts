@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { Engine, type Summary } from '../core/engine.ts';
-import { deriveRunName, readRunInfo, runsDir, safeRunName, storageDir, writeRunInfo } from '../core/runs.ts';
+import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from '../core/runs.ts';
 import type { EngineOptions } from '../core/engine.ts';
 import { resolveOptions, type DownloadOptions } from '../options.ts';
 import { engineHandlers, type QueuedPage } from './handle.ts';
@@ -108,18 +108,7 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
   const p: AnyPlugin = plugin;
   const plan = await planPluginRun(p, opts as RunPluginOptions);
   if (opts.fresh) await fs.promises.rm(plan.stateDir, { recursive: true, force: true });
-  const info = readRunInfo(plan.stateDir);
-  const now = new Date().toISOString();
-  writeRunInfo(plan.stateDir, {
-    name: plan.run,
-    kind: 'run',
-    command: opts.command ?? ['run', p.name],
-    cwd: process.cwd(),
-    outDir: plan.outDir,
-    createdAt: info?.createdAt ?? now,
-    updatedAt: now,
-    finished: false,
-  });
+  markRunStarted(plan.stateDir, { name: plan.run, kind: 'run', command: opts.command ?? ['run', p.name], outDir: plan.outDir });
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
@@ -131,7 +120,6 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
   });
   opts.onStart?.(engine);
   const summary = await engine.run();
-  const latest = readRunInfo(plan.stateDir);
-  if (latest) writeRunInfo(plan.stateDir, { ...latest, updatedAt: new Date().toISOString(), finished: summary.pending === 0 && !summary.interrupted });
+  markRunEnded(plan.stateDir, summary);
   return summary;
 }

@@ -1,0 +1,28 @@
+// Helpers shared by the CLI commands.
+
+/** Kept as strings so that option validation (with its messages) happens in one place, resolveOptions. */
+export function numberOrUndefined(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : (value as unknown as number);
+}
+
+/** First Ctrl-C / SIGTERM stops gracefully; a second one exits at once (the state stays consistent either way). */
+export function onSignals(stop: AbortController, resume: () => string): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      console.error(`\nimgdl: stopped at once. Resume with: ${resume()}`);
+      process.exit(130);
+    }
+    console.error(`\nimgdl: ${signal}: stopping (again to quit at once)…`);
+    stop.abort(signal);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+export function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
