@@ -39,18 +39,24 @@ export interface DownloadSettings {
   userAgent: string;
 }
 
-export interface DownloadContext {
+/** What fetching needs: settings, a connection pool, per-host limits and a stop signal. */
+export interface FetchContext {
   settings: DownloadSettings;
   http: HttpClient;
   hosts: KeyedLimiter;
+  /** Aborted when the run stops (Ctrl-C): the image stays pending, it does not fail. */
+  signal: AbortSignal;
+  /** Called before each retry (for progress and logs). */
+  onRetry?: (url: string, error: DownloadError, attempt: number) => void;
+}
+
+/** What saving into a run's folder needs on top of fetching. */
+export interface DownloadContext extends FetchContext {
   store: RunStore;
   outDir: string;
   tmpDir: string;
   /** Claims file names for saved images (batched into one transaction per event-loop turn). */
   claims: NameClaims;
-  /** Aborted when the run stops (Ctrl-C): the image stays pending, it does not fail. */
-  signal: AbortSignal;
-  onRetry?: (item: Item, error: DownloadError, attempt: number) => void;
 }
 
 /**
@@ -113,11 +119,27 @@ const IN_MEMORY_LIMIT = 512 * 1024;
 
 /** Downloads, validates, names and saves one image. Throws DownloadError (or Cancelled). */
 export async function downloadItem(item: Item, ctx: DownloadContext): Promise<ImageRecord> {
-  const url = parseUrl(item.url);
-  const { settings } = ctx;
   const tmpPath = path.join(ctx.tmpDir, `${item.id}-${process.pid}.part`);
   try {
-    const fetched = await pRetry(() => attempt(url, tmpPath, ctx), {
+    const url = parseUrl(item.url);
+    const fetched = await fetchImage(url, ctx, tmpPath);
+    return await save(item, url, fetched, tmpPath, ctx);
+  } catch (error) {
+    await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
+    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
+    throw toDownloadError(error);
+  }
+}
+
+/**
+ * Fetches and validates one image with retries (backoff with jitter; Retry-After honoured and the host paused).
+ * With `tmpPath` the body goes to that file (streamed once it is large); without it the whole body is kept in
+ * memory and returned as `body`. Throws DownloadError, or Cancelled when `ctx.signal` is aborted.
+ */
+export async function fetchImage(url: URL, ctx: FetchContext, tmpPath?: string): Promise<Fetched> {
+  const { settings } = ctx;
+  try {
+    return await pRetry(() => attempt(url, tmpPath, ctx), {
       retries: settings.retries,
       factor: 2,
       minTimeout: settings.retryDelayMs,
@@ -128,7 +150,7 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
         if (ctx.signal.aborted) throw new Cancelled('stopped');
         if (!(error instanceof DownloadError) || !error.retryable || retriesLeft === 0) return;
-        ctx.onRetry?.(item, error, attemptNumber);
+        ctx.onRetry?.(url.href, error, attemptNumber);
         if (error.retryAfterMs !== undefined) {
           if (error.retryAfterMs > settings.maxRetryAfterMs) {
             throw new DownloadError('http_status', `${error.message}; Retry-After of ${Math.round(error.retryAfterMs / 1000)} s is over the limit`, { status: error.status });
@@ -138,9 +160,7 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
         }
       },
     });
-    return await save(item, url, fetched, tmpPath, ctx);
   } catch (error) {
-    await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
     throw toDownloadError(error);
   }
@@ -158,7 +178,7 @@ export interface Page {
 const MAX_PAGE_BYTES = 20 * 1024 * 1024;
 
 /** Fetches a page as text, with the same redirects, timeouts and retries as images. Throws DownloadError. */
-export async function fetchPage(rawUrl: string, ctx: DownloadContext): Promise<Page> {
+export async function fetchPage(rawUrl: string, ctx: FetchContext): Promise<Page> {
   const url = parseUrl(rawUrl);
   try {
     return await pRetry(() => pageAttempt(url, ctx), {
@@ -183,11 +203,11 @@ export async function fetchPage(rawUrl: string, ctx: DownloadContext): Promise<P
   }
 }
 
-async function pageAttempt(url: URL, ctx: DownloadContext): Promise<Page> {
+async function pageAttempt(url: URL, ctx: FetchContext): Promise<Page> {
   await ctx.hosts.acquire(url.host, ctx.signal);
   const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.settings.timeoutMs)]);
   try {
-    const { res, finalUrl } = await follow(url, ctx, signal);
+    const { res, finalUrl } = await follow(url, ctx, signal, PAGE_ACCEPT);
     const chunks: Buffer[] = [];
     let bytes = 0;
     for await (const chunk of res.body) {
@@ -224,7 +244,8 @@ export function parseUrl(raw: string): URL {
   return url;
 }
 
-interface Fetched {
+/** A fetched, validated image body (in `body` when fetched into memory, else in the temporary file). */
+export interface Fetched {
   finalUrl: URL;
   disposition: string | undefined;
   servedType: string | undefined;
@@ -232,15 +253,20 @@ interface Fetched {
   bytes: number;
   sha256: string;
   head: Buffer;
+  /** The whole body, when fetched without a temporary file. */
+  body?: Buffer;
 }
 
-async function attempt(url: URL, tmpPath: string, ctx: DownloadContext): Promise<Fetched> {
+const IMAGE_ACCEPT = 'image/avif,image/webp,image/*,*/*;q=0.8';
+const PAGE_ACCEPT = 'text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8';
+
+async function attempt(url: URL, tmpPath: string | undefined, ctx: FetchContext): Promise<Fetched> {
   if (ctx.signal.aborted) throw new Cancelled('stopped');
   const host = url.host;
   await ctx.hosts.acquire(host, ctx.signal);
   const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.settings.timeoutMs)]);
   try {
-    const { res, finalUrl } = await follow(url, ctx, signal);
+    const { res, finalUrl } = await follow(url, ctx, signal, IMAGE_ACCEPT);
     return await readBody(res, finalUrl, tmpPath, ctx);
   } catch (error) {
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
@@ -252,13 +278,13 @@ async function attempt(url: URL, tmpPath: string, ctx: DownloadContext): Promise
 }
 
 /** GETs `url`, following redirects by hand so that every hop is checked (scheme, count) and the final URL is known. */
-async function follow(start: URL, ctx: DownloadContext, signal: AbortSignal): Promise<{ res: HttpResponse; finalUrl: URL }> {
+async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept: string): Promise<{ res: HttpResponse; finalUrl: URL }> {
   let url = start;
   const seen = new Set<string>();
   for (let hop = 0; ; hop++) {
     const res = await ctx.http.get(url, {
       signal,
-      headers: { 'user-agent': ctx.settings.userAgent, accept: 'image/avif,image/webp,image/*,*/*;q=0.8' },
+      headers: { 'user-agent': ctx.settings.userAgent, accept },
     });
     if (res.status >= 300 && res.status < 400 && res.status !== 304) {
       const location = header(res.headers, 'location');
@@ -303,7 +329,7 @@ export function parseRetryAfter(value: string | undefined): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string, ctx: DownloadContext): Promise<Fetched> {
+async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | undefined, ctx: FetchContext): Promise<Fetched> {
   const { maxBytes } = ctx.settings;
   const lengthHeader = header(res.headers, 'content-length');
   const expected = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
@@ -338,7 +364,7 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string, ctx: 
       chunks.push(chunk);
       buffered += chunk.length;
       if (!sniffed && buffered >= SNIFF_BYTES) sniffed = await sniffOrThrow(Buffer.concat(chunks));
-      if (buffered > IN_MEMORY_LIMIT) {
+      if (buffered > IN_MEMORY_LIMIT && tmpPath !== undefined) {
         // Large body: from here on it streams to disk, so memory stays flat whatever the image size.
         file = await openTmp(tmpPath);
         for (const c of chunks.splice(0)) await write(file, c);
@@ -347,8 +373,20 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string, ctx: 
     if (expected !== undefined && bytes !== expected) {
       throw new DownloadError('truncated', `Got ${bytes} of ${expected} bytes`, { retryable: true });
     }
-    const head = file ? await readHead(tmpPath) : Buffer.concat(chunks);
+    const head = file ? await readHead(tmpPath!) : Buffer.concat(chunks);
     sniffed ??= await sniffOrThrow(head);
+    if (tmpPath === undefined) {
+      return {
+        finalUrl,
+        disposition: header(res.headers, 'content-disposition'),
+        servedType: header(res.headers, 'content-type'),
+        sniffed,
+        bytes,
+        sha256: hash.digest('hex'),
+        head: head.length > HEAD_KEEP ? head.subarray(0, HEAD_KEEP) : head,
+        body: head,
+      };
+    }
     if (!file) {
       // A small body is written in one synchronous call: cheaper than four thread-pool round trips
       // (open, write, close, rename) per image, and short enough not to hold up the event loop.
@@ -421,12 +459,12 @@ async function sniffOrThrow(head: Buffer): Promise<Sniffed> {
   return sniffed;
 }
 
-async function dimensions(fetched: Fetched, tmpPath: string): Promise<{ width: number | null; height: number | null }> {
+export async function dimensions(fetched: Fetched, tmpPath?: string): Promise<{ width: number | null; height: number | null }> {
   try {
-    const size = imageSize(fetched.head);
+    const size = imageSize(fetched.body ?? fetched.head);
     return { width: size.width ?? null, height: size.height ?? null };
   } catch {
-    if (fetched.bytes <= fetched.head.length) return { width: null, height: null };
+    if (fetched.bytes <= fetched.head.length || tmpPath === undefined) return { width: null, height: null };
     try {
       const size = await imageSizeFromFile(tmpPath);
       return { width: size.width ?? null, height: size.height ?? null };

@@ -421,9 +421,9 @@ export class Engine extends EventEmitter<EngineEvents> {
       tmpDir: this.tmpDir,
       claims: new NameClaims(this.store, this.existing),
       signal: this.signal,
-      onRetry: (item, error, attempt) => {
+      onRetry: (url, error, attempt) => {
         this.counters.retries++;
-        this.emit('retry', { url: item.url, attempt, code: error.code, status: error.status });
+        this.emit('retry', { url, attempt, code: error.code, status: error.status });
       },
     };
   }
