@@ -1,14 +1,20 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './errors.ts';
-import { Engine, type ItemInput, type Summary } from './core/engine.ts';
+import { Engine, FAILURES_FILE, METADATA_FILE, type ItemInput, type Progress, type Summary } from './core/engine.ts';
 import { readList } from './core/input.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from './core/runs.ts';
 import { resolveOptions, type DownloadOptions } from './options.ts';
+import type { ImageRecord } from './core/download.ts';
+import type { ReasonCode } from './errors.ts';
+import type { FailureRecord } from './storage/state.ts';
 
 export interface GetOptions extends DownloadOptions {
   /** List files (one URL a line) and/or URLs. */
-  inputs: string[];
+  inputs?: string[];
+  /** Images given directly (URLs, or items with their own name and metadata), added before the lists. */
+  items?: Array<string | ItemInput>;
   /** Output folder; default: named after the first list file (`cats.txt` → `cats/`), or `downloads/`. */
   out?: string;
   /** Run name; default: derived from the inputs and the output folder. */
@@ -22,8 +28,10 @@ export interface GetOptions extends DownloadOptions {
   signal?: AbortSignal;
   /** The argv that reproduces this call, kept so that the run can be resumed by name. */
   command?: string[];
-  /** Called once the engine is open (for progress and events). */
+  /** Called once the engine is open (for its `saved`, `failed` and `retry` events). */
   onStart?: (engine: Engine) => void;
+  /** Called after each image is settled, with the run's counts. */
+  onProgress?: (progress: Progress) => void;
 }
 
 function isUrlLike(value: string): boolean {
@@ -32,12 +40,20 @@ function isUrlLike(value: string): boolean {
 
 /** Resolves where a `get` writes and which run it continues, validating everything before any network work. */
 export function planGet(options: GetOptions) {
-  if (!Array.isArray(options.inputs) || options.inputs.length === 0) {
+  if (typeof options !== 'object' || options === null) throw new UsageError('Expected options to be an object');
+  if (options.inputs !== undefined && !(Array.isArray(options.inputs) && options.inputs.every((i) => typeof i === 'string'))) {
+    throw new UsageError(`Expected \`inputs\` to be an array of list files and URLs, got ${JSON.stringify(options.inputs)}`);
+  }
+  if (options.items !== undefined && !Array.isArray(options.items)) {
+    throw new UsageError(`Expected \`items\` to be an array of URLs or { url, name?, metadata? }, got ${typeof options.items}`);
+  }
+  const items = (options.items ?? []).map(toItem);
+  if ((options.inputs ?? []).length === 0 && items.length === 0) {
     throw new UsageError('Give a list file (one URL a line) or one or more URLs');
   }
   const lists: string[] = [];
   const urls: string[] = [];
-  for (const input of options.inputs) {
+  for (const input of options.inputs ?? []) {
     if (input === '-' ) lists.push(input);
     else if (isUrlLike(input)) urls.push(input);
     else {
@@ -53,14 +69,28 @@ export function planGet(options: GetOptions) {
   const firstList = lists.find((l) => l !== '-');
   const outDir = path.resolve(options.out ?? (firstList ? path.basename(firstList, path.extname(firstList)) : 'downloads'));
   const label = firstList ? path.basename(firstList, path.extname(firstList)) : 'urls';
-  const run = options.run ? safeRunName(options.run) : deriveRunName('get', label, { lists, urls, outDir });
+  // Items join the identity only when given, so a CLI run's name stays what it always was.
+  const identity = items.length > 0 ? { lists, urls, outDir, items: createHash('sha256').update(JSON.stringify(items)).digest('hex') } : { lists, urls, outDir };
+  const run = options.run ? safeRunName(options.run) : deriveRunName('get', label, identity);
   if (!run) throw new UsageError(`Expected \`run\` to be a usable name, got ${JSON.stringify(options.run)}`);
   const stateDir = path.join(runsDir(storageDir(options.storage)), run);
-  return { lists, urls, outDir, run, stateDir, engineOptions: resolveOptions(pick(options)) };
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new UsageError('Expected `onProgress` to be a function');
+  return { lists, urls, items, outDir, run, stateDir, engineOptions: resolveOptions(pick(options)) };
+}
+
+function toItem(input: unknown, i: number): ItemInput {
+  if (typeof input === 'string') return { url: input };
+  if (input instanceof URL) return { url: input.href };
+  const item = input as Partial<ItemInput> | null;
+  if (typeof item === 'object' && item !== null && (typeof item.url === 'string' || (item.url as unknown) instanceof URL)) {
+    if (item.name !== undefined && typeof item.name !== 'string') throw new UsageError(`Expected \`items[${i}].name\` to be a string, got ${JSON.stringify(item.name)}`);
+    return { url: String(item.url), ...(item.name === undefined ? {} : { name: item.name }), ...(item.metadata === undefined ? {} : { metadata: item.metadata }) };
+  }
+  throw new UsageError(`Expected \`items[${i}]\` to be a URL or { url, name?, metadata? }, got ${JSON.stringify(input)}`);
 }
 
 function pick(options: GetOptions): DownloadOptions {
-  const { inputs: _i, out: _o, run: _r, storage: _s, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, ...rest } = options;
+  const { inputs: _i, items: _it, out: _o, run: _r, storage: _s, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op, ...rest } = options;
   return rest;
 }
 
@@ -68,25 +98,102 @@ function pick(options: GetOptions): DownloadOptions {
 export async function get(options: GetOptions): Promise<Summary> {
   const plan = planGet(options);
   if (options.fresh) await fs.promises.rm(plan.stateDir, { recursive: true, force: true });
-  const info = markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...options.inputs], outDir: plan.outDir });
+  const info = markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...(options.inputs ?? [])], outDir: plan.outDir });
   const ingested = info?.finished === true || (info !== undefined && fs.existsSync(path.join(plan.stateDir, 'ingested')));
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
     options: plan.engineOptions,
     // Once a run has read all of its inputs, a resume does not read them again.
-    items: ingested ? undefined : inputs(plan.lists, plan.urls, plan.stateDir),
+    items: ingested ? undefined : inputs(plan.items, plan.lists, plan.urls, plan.stateDir),
     retryFailed: options.retryFailed,
     signal: options.signal,
   });
   options.onStart?.(engine);
+  const { onProgress } = options;
+  if (onProgress) {
+    engine.on('saved', () => onProgress(engine.progress()));
+    engine.on('failed', () => onProgress(engine.progress()));
+  }
   const summary = await engine.run();
   markRunEnded(plan.stateDir, summary);
   return summary;
 }
 
-async function* inputs(lists: string[], urls: string[], stateDir: string): AsyncGenerator<ItemInput> {
+async function* inputs(items: ItemInput[], lists: string[], urls: string[], stateDir: string): AsyncGenerator<ItemInput> {
+  yield* items;
   for (const url of urls) yield { url };
   for (const list of lists) yield* readList(list);
   fs.writeFileSync(path.join(stateDir, 'ingested'), new Date().toISOString());
+}
+
+/** One URL's outcome in a folder download, in input order. */
+export type FolderResult =
+  | { status: 'saved'; ok: true; index: number; url: string; file: string; path: string; record: ImageRecord }
+  | { status: 'failed'; ok: false; index: number; url: string; code: ReasonCode; httpStatus: number | null; message: string }
+  /** Not tried yet: the run was stopped (its signal aborted) before this URL; running it again continues. */
+  | { status: 'pending'; ok: false; index: number; url: string };
+
+/**
+ * Downloads URLs into a folder with the same engine, options and durable resume state as `imgdl get`, and
+ * returns the summary with one result per URL in input order. Called again with the same URLs and folder,
+ * it continues an interrupted run and fetches nothing that was already saved.
+ *
+ * @example
+ * ```ts
+ * import { download } from 'imgdl';
+ * const { summary, results } = await download(['https://example.com/a.png', 'https://example.com/b.jpg'], { out: 'pics' });
+ * for (const r of results) console.log(r.url, r.ok ? r.file : r.status === 'failed' ? r.code : 'pending');
+ * ```
+ */
+export async function download(
+  urls: Array<string | ItemInput>,
+  options: Omit<GetOptions, 'inputs' | 'items'> = {},
+): Promise<{ summary: Summary; results: FolderResult[] }> {
+  if (!Array.isArray(urls)) throw new UsageError(`Expected \`urls\` to be an array, got ${typeof urls}`);
+  const summary = await get({ ...options, items: urls });
+  const records = new Map<string, ImageRecord>();
+  for (const r of await readJsonLines<ImageRecord>(path.join(summary.outDir, METADATA_FILE))) records.set(r.url, r);
+  const failures = new Map<string, FailureRecord>();
+  for (const f of await readJsonLines<FailureRecord>(path.join(summary.outDir, FAILURES_FILE))) failures.set(f.url, f);
+  const results = urls.map((input, index): FolderResult => {
+    const raw = typeof input === 'string' ? input : String(input.url);
+    const url = normalizeUrl(raw);
+    const record = records.get(url);
+    if (record) return { status: 'saved', ok: true, index, url, file: record.file, path: path.join(summary.outDir, record.file), record };
+    const failure = failures.get(url) ?? failures.get(raw);
+    if (failure) return { status: 'failed', ok: false, index, url, code: failure.code, httpStatus: failure.status, message: failure.message };
+    return { status: 'pending', ok: false, index, url };
+  });
+  return { summary, results };
+}
+
+/** The URL as the engine records it (trimmed, normalised, without a #fragment); the raw text when not a URL. */
+function normalizeUrl(raw: string): string {
+  try {
+    const url = new URL(raw.trim());
+    url.hash = '';
+    return url.href;
+  } catch {
+    return raw;
+  }
+}
+
+async function readJsonLines<T>(file: string): Promise<T[]> {
+  let text: string;
+  try {
+    text = await fs.promises.readFile(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: T[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch {
+      // A torn last line from a crash is repaired by the next run.
+    }
+  }
+  return out;
 }

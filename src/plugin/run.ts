@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
-import { Engine, type Summary } from '../core/engine.ts';
+import { Engine, type Progress, type Summary } from '../core/engine.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from '../core/runs.ts';
 import type { EngineOptions } from '../core/engine.ts';
 import { resolveOptions, type DownloadOptions } from '../options.ts';
@@ -23,8 +23,10 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
   signal?: AbortSignal;
   /** The argv that reproduces this call, kept so that `imgdl runs` can show how to resume it. */
   command?: string[];
-  /** Called once the engine is open (for progress and events). */
+  /** Called once the engine is open (for its `saved`, `failed` and `retry` events). */
   onStart?: (engine: Engine) => void;
+  /** Called after each image or page is settled, with the run's counts. */
+  onProgress?: (progress: Progress) => void;
   /** Where the plugin's `ctx.log` goes; default: stderr (debug only with IMGDL_DEBUG set). */
   log?: PluginLog;
 }
@@ -81,7 +83,7 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
 }
 
 function downloadOptions(opts: RunPluginOptions): DownloadOptions {
-  const { options: _p, out: _o, run: _r, storage: _s, fresh: _f, signal: _sg, command: _c, onStart: _os, log: _l, ...rest } = opts;
+  const { options: _p, out: _o, run: _r, storage: _s, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, ...rest } = opts;
   return rest;
 }
 
@@ -119,6 +121,11 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
     signal: opts.signal,
   });
   opts.onStart?.(engine);
+  const { onProgress } = opts;
+  if (onProgress) {
+    engine.on('saved', () => onProgress(engine.progress()));
+    engine.on('failed', () => onProgress(engine.progress()));
+  }
   const summary = await engine.run();
   markRunEnded(plan.stateDir, summary);
   return summary;
