@@ -1,7 +1,8 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { BasicCrawler, Configuration, RequestQueue, log as crawleeLog, LogLevel } from '@crawlee/basic';
+import { BasicCrawler, Configuration, LocalEventManager, RequestQueue, log as crawleeLog, LogLevel } from '@crawlee/basic';
 import type { RequestSchema } from '@crawlee/types';
 import pLimit from 'p-limit';
 import { DownloadError, type ReasonCode } from '../errors.ts';
@@ -242,7 +243,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       storageClient: createStorageClient(this.store, new Map([['run', this.queueClient]])),
       persistStorage: false,
       purgeOnStart: false,
+      // Crawlee's default memory limit (a quarter of RAM), given here so that it never asks `ps` for it.
+      memoryMbytes: Math.round(os.totalmem() / 4 / 1024 / 1024),
     });
+    config.useEventManager(ownProcessEvents(config));
     this.queue = await RequestQueue.open('run', { config });
     const startRequests = (this.spec.requests ?? []).map((r) => ({
       url: r.url,
@@ -256,12 +260,16 @@ export class Engine extends EventEmitter<EngineEvents> {
       {
         requestQueue: this.queue,
         keepAlive: true,
-        minConcurrency: 4,
-        maxConcurrency: 8,
+        // Shards in progress at once: enough queued images to keep `concurrency` downloads busy across shard ends.
+        minConcurrency: Math.max(4, Math.ceil((2 * this.spec.options.concurrency) / SHARD)),
+        maxConcurrency: Math.max(8, Math.ceil((2 * this.spec.options.concurrency) / SHARD) + 4),
         maxRequestRetries: 2,
         requestHandlerTimeoutSecs: 7 * 24 * 3600,
         useSessionPool: false,
         statusMessageLoggingInterval: 24 * 3600,
+        // Crawlee looks for new requests every 0.5 s when idle; images are added while the crawler runs, so a
+        // short interval is what lets the first image start right away (a cheap SQLite read per tick).
+        autoscaledPoolOptions: { maybeRunIntervalSecs: 0.02 },
         requestHandler: async ({ request }) => {
           if (request.label === ITEMS_LABEL) return this.downloadShard(request.userData as { from: number; to: number });
           const handler = request.label ? handlers[request.label] : undefined;
@@ -502,6 +510,22 @@ export class Engine extends EventEmitter<EngineEvents> {
       ...(this.spec.retryFailed ? { retried: this.retried } : {}),
     };
   }
+}
+
+/**
+ * Crawlee's system-info events measure memory by spawning `ps` for the whole process tree every second: a
+ * child process per second, and a failed run where `ps` is missing (slim containers). imgdl has no child
+ * processes, so its own RSS is the whole answer.
+ */
+function ownProcessEvents(config: Configuration): LocalEventManager {
+  const events = new LocalEventManager(config);
+  // `getMemoryInfo` is private in Crawlee's typings; replacing it is the least intrusive way in.
+  (events as unknown as { getMemoryInfo: () => Promise<unknown> }).getMemoryInfo = async () => {
+    const totalBytes = os.totalmem();
+    const freeBytes = os.freemem();
+    return { totalBytes, freeBytes, usedBytes: totalBytes - freeBytes, mainProcessBytes: process.memoryUsage.rss(), childProcessesBytes: 0 };
+  };
+  return events;
 }
 
 async function existingNames(dir: string): Promise<Set<string>> {
