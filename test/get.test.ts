@@ -814,3 +814,16 @@ test('a 64 MiB image streams to disk: peak RSS stays under 250 MB, size and sha2
     await origin.close();
   }
 });
+
+// Crawlee measures memory by spawning `ps`; slim containers have none. imgdl must not need it.
+test('runs where no `ps` (or any other program) is on PATH', async () => {
+  const origin = await sharedOrigin();
+  const dir = tmpDir();
+  const run = await runCli(['get', origin.url('/img/nops.png'), '--out', 'out', '--storage', path.join(dir, 'storage'), '--json'], {
+    cwd: dir,
+    env: { PATH: path.join(dir, 'empty-path') },
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(summaryOf(run).downloaded, 1);
+  assert.doesNotMatch(run.stderr, /ps|spawn/i);
+});
