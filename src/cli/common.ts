@@ -1,5 +1,13 @@
 // Helpers shared by the CLI commands.
 
+/**
+ * Prints a line of information (summary, hints) on stderr. Not console.error: Bun colours that red on a terminal,
+ * which makes a summary look like an error.
+ */
+export function note(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
 /** Kept as strings so that option validation (with its messages) happens in one place, resolveOptions. */
 export function numberOrUndefined(value: string | undefined): number | undefined {
   return value === undefined ? undefined : (value as unknown as number);
@@ -9,10 +17,10 @@ export function numberOrUndefined(value: string | undefined): number | undefined
 export function onSignals(stop: AbortController, resume: () => string): () => void {
   const handler = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {
-      console.error(`\nimgdl: stopped at once. Resume with: ${resume()}`);
+      note(`\nimgdl: stopped at once. Resume with: ${resume()}`);
       process.exit(130);
     }
-    console.error(`\nimgdl: ${signal}: stopping (again to quit at once)…`);
+    note(`\nimgdl: ${signal}: stopping (again to quit at once)…`);
     stop.abort(signal);
   };
   process.on('SIGINT', handler);

@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { get } from '../get.ts';
-import { numberOrUndefined, onSignals, shellQuote } from './common.ts';
+import { note, numberOrUndefined, onSignals, shellQuote } from './common.ts';
 import { formatSummary, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
 import { cmdNew, cmdPlugins, cmdRun, NEW_HELP, PLUGINS_HELP, RUN_HELP } from './plugin-commands.ts';
@@ -154,8 +154,8 @@ async function cmdGet(args: string[]): Promise<number> {
     stopOnSignal();
   }
   if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
-  if (!values.quiet) console.error(formatSummary(summary));
-  if (summary.interrupted) console.error(`Resume with: imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
+  if (!values.quiet) note(formatSummary(summary));
+  if (summary.interrupted) note(`Resume with: imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
   if (summary.interrupted) return 130;
   return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
 }

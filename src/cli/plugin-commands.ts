@@ -7,7 +7,7 @@ import { builtinNames, listPlugins, loadPlugin, packageType, PLUGINS_DIR, REPO_R
 import { flagName, optionsHelp, positionalOption } from '../plugin/options.ts';
 import { runPlugin, stderrLog } from '../plugin/run.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues } from '../plugin/types.ts';
-import { numberOrUndefined, onSignals, shellQuote } from './common.ts';
+import { note, numberOrUndefined, onSignals, shellQuote } from './common.ts';
 import { formatSummary, showProgress } from './progress.ts';
 
 /**
@@ -156,9 +156,9 @@ export async function cmdRun(args: string[]): Promise<number> {
     stopOnSignal();
   }
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
-  if (!quiet) console.error(formatSummary(summary));
+  if (!quiet) note(formatSummary(summary));
   if (summary.interrupted) {
-    console.error(`Resume with: ${resume()}`);
+    note(`Resume with: ${resume()}`);
     return 130;
   }
   return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
@@ -241,10 +241,10 @@ export async function cmdNew(args: string[]): Promise<number> {
   for (const f of files) {
     // 'wx': fails rather than overwrite a file that appeared meanwhile.
     fs.writeFileSync(f.file, f.content, { flag: 'wx' });
-    console.error(`Wrote ${path.relative(process.cwd(), f.file)}`);
+    note(`Wrote ${path.relative(process.cwd(), f.file)}`);
   }
   const runAs = plan.test ? positionals[0]! : `./${path.basename(plan.plugin.file)}`;
-  console.error(`Next: edit it, then \`imgdl run ${runAs} --help\`${plan.test ? ` and \`node --import tsx --test ${path.relative(process.cwd(), plan.test.file)}\`` : ''}. Guide: docs/plugins.md`);
+  note(`Next: edit it, then \`imgdl run ${runAs} --help\`${plan.test ? ` and \`node --import tsx --test ${path.relative(process.cwd(), plan.test.file)}\`` : ''}. Guide: docs/plugins.md`);
   return 0;
 }
 

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { readRunInfo, runsDir, safeRunName, storageDir } from '../core/runs.ts';
 import { RunStore } from '../storage/state.ts';
+import { note } from './common.ts';
 
 export const RUNS_HELP = `Usage: imgdl runs [--storage DIR] [--json]
        imgdl runs --clean NAME [--storage DIR]
@@ -71,7 +72,7 @@ export async function cmdRuns(args: string[]): Promise<number> {
     const runDir = path.join(runsDir(storageDir(values.storage)), name);
     if (!name || !fs.existsSync(runDir)) throw new UsageError(`No run named ${JSON.stringify(values.clean)} (see \`imgdl runs\`)`);
     await fs.promises.rm(runDir, { recursive: true, force: true });
-    console.error(`Removed run ${name} (its files stay where they are).`);
+    note(`Removed run ${name} (its files stay where they are).`);
     return 0;
   }
   const runs = await listRuns(values.storage);

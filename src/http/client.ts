@@ -1,4 +1,8 @@
-import { Agent, request } from 'undici';
+import * as undici from 'undici';
+import { runtime, runtimeVersion } from '../runtime.ts';
+import { createFetchClient } from './fetch-client.ts';
+
+type Undici = typeof undici;
 
 /** A response whose body has not been read yet. */
 export interface HttpResponse {
@@ -28,8 +32,37 @@ export interface HttpClientOptions {
   stallTimeoutMs: number;
 }
 
+/** Which HTTP client a run uses: `undici` (an Agent with a keep-alive pool) or `fetch` (the runtime's own). */
+export type HttpClientKind = 'undici' | 'fetch';
+
+/**
+ * True when undici's Agent really is undici's: a dispatcher that honours its pool and timeout options and can be
+ * destroyed. Bun's built-in `undici` module, for one, has `request` but an Agent stub without `dispatch` or
+ * `destroy` whose options are ignored.
+ */
+export function undiciUsable(mod: Partial<Undici> | undefined = undici): boolean {
+  const proto = (mod?.Agent as { prototype?: Record<string, unknown> } | undefined)?.prototype;
+  return typeof mod?.request === 'function' && proto !== undefined && ['dispatch', 'destroy', 'close'].every((k) => typeof proto[k] === 'function');
+}
+
+/**
+ * The client this runtime should use: undici where its Agent is usable (Node, and Deno with npm undici: faster),
+ * else one over the runtime's fetch (Bun). `IMGDL_HTTP=fetch` (or `undici`) forces a choice, e.g. to compare them.
+ */
+export function httpClientKind(env: string | undefined = process.env['IMGDL_HTTP']): HttpClientKind {
+  const wanted = env?.trim().toLowerCase();
+  if (wanted === 'fetch') return 'fetch';
+  if (wanted === 'undici' && !undiciUsable()) throw new Error(`IMGDL_HTTP=undici, but undici's Agent is not usable on ${runtime} ${runtimeVersion}`);
+  return undiciUsable() ? 'undici' : 'fetch';
+}
+
+/** An HTTP client for a run, of the kind httpClientKind() picks. */
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  return httpClientKind() === 'undici' ? undiciClient(undici, options) : createFetchClient(options);
+}
+
 /** undici with keep-alive connection reuse; one Agent for the whole run. */
-export function createUndiciClient(options: HttpClientOptions): HttpClient {
+function undiciClient({ Agent, request }: Undici, options: HttpClientOptions): HttpClient {
   const agent = new Agent({
     connections: options.connectionsPerHost,
     pipelining: 1,

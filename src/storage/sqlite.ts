@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { runtime } from '../runtime.ts';
 
 /** The few SQLite calls imgdl needs, the same on better-sqlite3, node:sqlite and bun:sqlite. */
 export interface SqlStatement {
@@ -18,56 +19,97 @@ export interface SqlDatabase {
   close(): void;
 }
 
-type Runtime = 'bun' | 'deno' | 'node';
-const runtime: Runtime = 'Bun' in globalThis ? 'bun' : 'Deno' in globalThis ? 'deno' : 'node';
+type Driver = 'better-sqlite3' | 'node:sqlite' | 'bun:sqlite';
 
 /**
- * Opens a SQLite database with the driver this runtime has: bun:sqlite on Bun, node:sqlite on Deno,
- * better-sqlite3 on Node (node:sqlite on Node ≥ 22.5 when better-sqlite3 is not installed).
+ * Drivers to try, best first: bun:sqlite on Bun (better-sqlite3 is a Node addon Bun cannot load), better-sqlite3
+ * on Node (node:sqlite only from Node 22.5), node:sqlite on Deno (Deno 2.2+; its addon support is the fallback).
  */
+const DRIVERS: Record<typeof runtime, Driver[]> = {
+  bun: ['bun:sqlite', 'node:sqlite'],
+  node: ['better-sqlite3', 'node:sqlite'],
+  deno: ['node:sqlite', 'better-sqlite3'],
+};
+
+/** Opens a SQLite database with the first driver that loads on this runtime (see DRIVERS). */
 export async function openSqlite(file: string): Promise<SqlDatabase> {
-  if (runtime === 'bun') return wrap('bun:sqlite', await openBun(file));
-  if (runtime === 'node') {
+  const failures: string[] = [];
+  for (const driver of DRIVERS[runtime]) {
+    let open: (file: string) => NativeDb;
     try {
+      open = await load(driver);
+    } catch (error) {
+      failures.push(`${driver}: ${(error as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    // The driver is there: an error opening the file is about the file, and is the caller's to report.
+    return wrap(driver, open(file));
+  }
+  throw new Error(`No SQLite driver could be loaded (${failures.join('; ')})`);
+}
+
+const loaded = new Map<Driver, (file: string) => NativeDb>();
+
+async function load(driver: Driver): Promise<(file: string) => NativeDb> {
+  let open = loaded.get(driver);
+  if (!open) {
+    open = await loadDriver(driver);
+    loaded.set(driver, open);
+  }
+  return open;
+}
+
+async function loadDriver(driver: Driver): Promise<(file: string) => NativeDb> {
+  switch (driver) {
+    case 'bun:sqlite': {
+      const { Database } = (await import('bun:sqlite' as string)) as { Database: new (f: string, o?: object) => NativeDb };
+      return (file) => new Database(file, { create: true, strict: true });
+    }
+    case 'node:sqlite': {
+      const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (f: string) => NativeDb };
+      return (file) => new DatabaseSync(file);
+    }
+    case 'better-sqlite3': {
       const require = createRequire(import.meta.url);
       const Better = require('better-sqlite3') as new (f: string) => NativeDb;
-      return wrap('better-sqlite3', new Better(file));
-    } catch (error) {
-      if (!(await hasNodeSqlite())) {
-        throw new Error(`No SQLite driver: better-sqlite3 failed to load (${(error as Error).message})`, { cause: error });
-      }
+      // The native addon loads on first use: probe it here, so that a missing build means "try the next driver".
+      new Better(':memory:').close();
+      return (file) => new Better(file);
     }
   }
-  const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (f: string) => NativeDb };
-  return wrap('node:sqlite', new DatabaseSync(file));
-}
-
-async function hasNodeSqlite(): Promise<boolean> {
-  try {
-    await import('node:sqlite' as string);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function openBun(file: string): Promise<NativeDb> {
-  const { Database } = (await import('bun:sqlite' as string)) as { Database: new (f: string, o?: object) => NativeDb };
-  return new Database(file, { create: true, strict: true });
 }
 
 interface NativeDb {
   exec(sql: string): unknown;
-  prepare(sql: string): SqlStatement;
+  prepare(sql: string): NativeStatement;
   close(): void;
 }
 
-function wrap(driver: string, db: NativeDb): SqlDatabase {
+interface NativeStatement {
+  run(...params: SqlValue[]): { changes: number | bigint };
+  get(...params: SqlValue[]): Record<string, unknown> | null | undefined;
+  all(...params: SqlValue[]): Record<string, unknown>[];
+}
+
+/**
+ * The drivers differ in small ways the callers must not see: bun:sqlite's `get()` answers `null` for no row
+ * (better-sqlite3 and node:sqlite: `undefined`); callers test `=== undefined`, so "no row" is `undefined` here.
+ */
+function statement(native: NativeStatement): SqlStatement {
+  return {
+    run: (...params) => native.run(...params),
+    get: (...params) => native.get(...params) ?? undefined,
+    all: (...params) => native.all(...params),
+  };
+}
+
+function wrap(driver: Driver, db: NativeDb): SqlDatabase {
   let depth = 0;
   return {
     driver,
     exec: (sql) => void db.exec(sql),
-    prepare: (sql) => db.prepare(sql),
+    // Only bun:sqlite needs the shim; the others hand their statements over as they are (no cost per call).
+    prepare: driver === 'bun:sqlite' ? (sql) => statement(db.prepare(sql)) : (sql) => db.prepare(sql) as SqlStatement,
     transaction<T>(fn: () => T): T {
       // Nested calls join the outer transaction.
       if (depth > 0) return fn();
