@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
-import { createUndiciClient, type HttpClient } from '../http/client.ts';
+import { createHttpClient, type HttpClient } from '../http/client.ts';
 import { KeyedLimiter } from '../http/limits.ts';
 import { Cancelled, dimensions, fetchImage, parseUrl, type FetchContext, type Fetched } from '../core/download.ts';
 import { disambiguate, nameFromResponse, safeName, shortHash } from '../core/naming.ts';
@@ -126,7 +126,7 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('Expected `onProgress` to be a function');
     this.options = resolveOptions(download);
     this.onProgress = onProgress;
-    this.http = createUndiciClient({
+    this.http = createHttpClient({
       connectionsPerHost: this.options.perHost,
       connectTimeoutMs: this.options.connectTimeoutMs,
       stallTimeoutMs: this.options.stallTimeoutMs,

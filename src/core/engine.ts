@@ -2,11 +2,11 @@ import { EventEmitter, setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BasicCrawler, Configuration, LocalEventManager, RequestQueue, log as crawleeLog, LogLevel } from '@crawlee/basic';
+import { BasicCrawler, Configuration, LocalEventManager, RequestQueue, RetryRequestError, log as crawleeLog, LogLevel } from '@crawlee/basic';
 import type { RequestSchema } from '@crawlee/types';
 import pLimit from 'p-limit';
 import { DownloadError, type ReasonCode } from '../errors.ts';
-import { createUndiciClient, type HttpClient } from '../http/client.ts';
+import { createHttpClient, type HttpClient } from '../http/client.ts';
 import { KeyedLimiter } from '../http/limits.ts';
 import { createStorageClient, SqliteRequestQueueClient } from '../storage/crawlee-client.ts';
 import { MetadataLog } from '../storage/metadata.ts';
@@ -140,7 +140,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.metadata = new MetadataLog(path.join(spec.outDir, METADATA_FILE), store);
     this.limit = pLimit(spec.options.concurrency);
     this.hosts = new KeyedLimiter(spec.options.perHost);
-    this.http = spec.http ?? createUndiciClient({
+    this.http = spec.http ?? createHttpClient({
       connectionsPerHost: spec.options.perHost,
       connectTimeoutMs: spec.options.connectTimeoutMs,
       stallTimeoutMs: spec.options.stallTimeoutMs,
@@ -280,16 +280,20 @@ export class Engine extends EventEmitter<EngineEvents> {
           try {
             await handler({ url: request.url, userData: request.userData, label: request.label! }, this);
           } catch (error) {
-            // Stopping: let Crawlee put the page back in the queue for the next run.
-            if (error instanceof Cancelled || this.signal.aborted) throw error;
+            // Stopping: Crawlee puts the page back in the queue for the next run. RetryRequestError is retried
+            // whatever the retry count, and errorHandler below undoes the count, so a page stopped any number
+            // of times is never given up on.
+            if (error instanceof Cancelled || this.signal.aborted) throw new RetryRequestError('stopped');
             // Fetches were already retried, and a plugin bug does not go away on retry: report and go on.
             const e = error instanceof DownloadError ? error : new DownloadError('plugin_error', `${(error as Error)?.message ?? error}`);
             this.recordFailure(request.url, e.code, e.message, e.status ?? null);
           }
         },
+        errorHandler: ({ request }) => {
+          if (this.signal.aborted) request.retryCount = Math.max(0, request.retryCount - 1);
+        },
         // A page whose handler failed after Crawlee's retries goes to the failure report; the run goes on.
         failedRequestHandler: async ({ request }, error) => {
-          if (this.signal.aborted) return;
           const e = error instanceof DownloadError ? error : new DownloadError('plugin_error', (error as Error).message);
           this.recordFailure(request.url, e.code, e.message, e.status ?? null);
         },
