@@ -51,8 +51,15 @@ function readHolder(file: string): { pid: number; host: string } | undefined {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A process killed with -9 whose parent has not reaped it yet is a zombie: signal 0 still reaches it, but it
+  // holds nothing. On Linux /proc says so (state Z); elsewhere it counts as alive.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
