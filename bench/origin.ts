@@ -3,8 +3,19 @@
  *
  *   node --import tsx bench/origin.ts --bytes 12288 [--latency 50] [--ports 50]
  *
+ * (Below the bare 64x64 image, about 10.6 KB, the image is an 8x8 one padded to --bytes.)
+ *
  * Prints {"ports":[...]} on one stdout line once every port listens, then serves until it is
  * killed or its stdin closes (so it never outlives the harness that started it).
+ *
+ * It counts what it is asked for; `GET /__stats` (any port) answers with the counts as JSON:
+ *   {"requests","images","untracked","firstImageAfterMark"}, and with `?paths=1` also
+ *   {"distinct","twice","maxPerPath","twiceSample"} (a scan of the per-path counts: ask only at the end).
+ * `images` counts requests for /img/<i>.png (at arrival), `distinct` the paths asked for at least once,
+ * `twice` those asked for more than once (`twiceSample`: the first few of their <i>). `?mark=1` starts a wait:
+ * `firstImageAfterMark` is then the wall-clock time (epoch ms, fractional) at which the next image request
+ * arrived, null until one does. `?reset=1` zeroes every count (after answering with the old ones).
+ * The stats requests themselves are not counted.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +28,81 @@ interface OriginOptions {
   ports: number;
 }
 
-const IMAGE_PATH = /^\/img\/\d+\.png$/;
+const IMAGE_PATH = /^\/img\/(\d+)\.png$/;
+const STATS_PATH = '/__stats';
+/** Per-path counts are kept for image numbers below this (16 MB of counters at most). */
+const MAX_TRACKED = 1 << 24;
+const TWICE_SAMPLE = 20;
+
+/** Request counts, per image path in a byte array (saturating at 255) indexed by the image number. */
+class Counter {
+  requests = 0;
+  images = 0;
+  untracked = 0;
+  private perPath = new Uint8Array(1 << 16);
+  private marked = false;
+  private firstAfterMark: number | null = null;
+
+  image(index: number): void {
+    this.images++;
+    if (this.marked && this.firstAfterMark === null) this.firstAfterMark = performance.timeOrigin + performance.now();
+    if (!Number.isSafeInteger(index) || index >= MAX_TRACKED) {
+      this.untracked++;
+      return;
+    }
+    if (index >= this.perPath.length) {
+      let size = this.perPath.length;
+      while (size <= index) size *= 2;
+      const grown = new Uint8Array(Math.min(size, MAX_TRACKED));
+      grown.set(this.perPath);
+      this.perPath = grown;
+    }
+    if (this.perPath[index]! < 255) this.perPath[index]!++;
+  }
+
+  mark(): void {
+    this.marked = true;
+    this.firstAfterMark = null;
+  }
+
+  reset(): void {
+    this.requests = 0;
+    this.images = 0;
+    this.untracked = 0;
+    this.perPath = new Uint8Array(1 << 16);
+    this.marked = false;
+    this.firstAfterMark = null;
+  }
+
+  snapshot(paths: boolean): Record<string, unknown> {
+    const counts = {
+      requests: this.requests,
+      images: this.images,
+      untracked: this.untracked,
+      firstImageAfterMark: this.firstAfterMark,
+    };
+    return paths ? { ...counts, ...this.scan() } : counts;
+  }
+
+  private scan(): Record<string, unknown> {
+    let distinct = 0;
+    let twice = 0;
+    let maxPerPath = 0;
+    const twiceSample: number[] = [];
+    const perPath = this.perPath;
+    for (let i = 0; i < perPath.length; i++) {
+      const n = perPath[i]!;
+      if (n === 0) continue;
+      distinct++;
+      if (n > maxPerPath) maxPerPath = n;
+      if (n > 1) {
+        twice++;
+        if (twiceSample.length < TWICE_SAMPLE) twiceSample.push(i);
+      }
+    }
+    return { distinct, twice, maxPerPath, twiceSample };
+  }
+}
 
 function readOptions(): OriginOptions {
   const { values } = parseArgs({
@@ -30,17 +115,33 @@ function readOptions(): OriginOptions {
   return { bytes: Number(values.bytes), latencyMs: Number(values.latency), ports: Number(values.ports) };
 }
 
-function handler(image: Buffer, latencyMs: number) {
+function stats(counter: Counter, url: string, res: ServerResponse): void {
+  const query = new URLSearchParams(url.slice(STATS_PATH.length).replace(/^\?/, ''));
+  const body = JSON.stringify(counter.snapshot(query.get('paths') === '1'));
+  if (query.get('reset') === '1') counter.reset();
+  if (query.get('mark') === '1') counter.mark();
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${body}\n`);
+}
+
+function handler(image: Buffer, latencyMs: number, counter: Counter) {
   const headers = { 'content-type': 'image/png', 'content-length': String(image.length) };
   return (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '';
+    if (req.method === 'GET' && (url === STATS_PATH || url.startsWith(`${STATS_PATH}?`))) {
+      stats(counter, url, res);
+      return;
+    }
+    counter.requests++;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405).end();
       return;
     }
-    if (!IMAGE_PATH.test(req.url ?? '')) {
+    const match = IMAGE_PATH.exec(url);
+    if (!match) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
+    counter.image(Number(match[1]));
     const send = (): void => {
       res.writeHead(200, headers);
       res.end(req.method === 'HEAD' ? undefined : image);
@@ -61,7 +162,10 @@ function listen(server: Server): Promise<number> {
 
 async function main(): Promise<void> {
   const options = readOptions();
-  const onRequest = handler(makePng(options.bytes), options.latencyMs);
+  // Below the size of the 64x64 image, an 8x8 one padded to the size asked for.
+  let image = makePng(options.bytes);
+  if (image.length > options.bytes) image = makePng(options.bytes, 8, 8);
+  const onRequest = handler(image, options.latencyMs, new Counter());
   const servers: Server[] = [];
   for (let i = 0; i < options.ports; i++) {
     const server = createServer({ keepAlive: true }, onRequest);
