@@ -33,6 +33,7 @@ export {
 export { resolveOptions, type DownloadOptions } from './options.ts';
 export { Engine, DEFAULTS, type Summary, type Progress, type ItemInput, type EngineEvents } from './core/engine.ts';
 export type { ImageRecord } from './core/download.ts';
+export type { FailureRecord } from './storage/state.ts';
 export { DownloadError, UsageError, REASON_CODES, type ReasonCode } from './errors.ts';
 export {
   definePlugin,
