@@ -37,7 +37,7 @@ function integer(name: string, value: unknown, min: number): number {
 }
 
 function seconds(name: string, value: unknown): number {
-  if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value)) value = Number(value);
+  if (typeof value === 'string' && /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value)) value = Number(value);
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new UsageError(`Expected \`${name}\` to be a number of seconds > 0, got ${JSON.stringify(value)}`);
   }

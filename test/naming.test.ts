@@ -184,3 +184,9 @@ test('disambiguate keeps names without an extension extension-less, and long nam
   assert.ok(Buffer.byteLength(cjk) <= 200);
   assert.match(cjk, /^图+-[0-9a-f]{8}-5\.png$/);
 });
+
+test('bidirectional override and isolate characters are removed, so a name shows as what it is', () => {
+  // "photo\u202Egnp.exe" displays as "photoexe.png".
+  assert.equal(safeName('photo\u202egnp.exe', PNG, 'fb'), 'photognp.png');
+  assert.equal(safeName('\u2067a\u2069b\u200f.png', PNG, 'fb'), 'ab.png');
+});

@@ -144,3 +144,16 @@ test('resolveOptions returns a fresh object: changing it leaves the defaults alo
   assert.equal(resolveOptions().concurrency, 64);
   assert.equal(resolveOptions().maxBytes, 100 * MiB);
 });
+
+test('seconds may be written without a leading zero (.5), as shells and users do', () => {
+  assert.equal(resolveOptions({ timeout: '.5' as unknown as number }).timeoutMs, 500);
+  assert.equal(resolveOptions({ stallTimeout: '2.' as unknown as number }).stallTimeoutMs, 2000);
+  assert.throws(() => resolveOptions({ timeout: '.' as unknown as number }), /Expected `timeout` to be a number of seconds > 0, got "\."/);
+});
+
+test('the CLI names options by their flags in error messages', async () => {
+  const { asFlags } = await import('../src/cli/main.ts');
+  assert.equal(asFlags('Expected `maxBytes` to be a size in bytes (like 20MB) ≥ 0, got "lots"'), 'Expected `--max-bytes` to be a size in bytes (like 20MB) ≥ 0, got "lots"');
+  assert.equal(asFlags('Expected `concurrency` to be an integer ≥ 1, got 0'), 'Expected `--concurrency` to be an integer ≥ 1, got 0');
+  assert.equal(asFlags('Unknown thing `fooBar`'), 'Unknown thing `fooBar`', 'names that are no flag are left alone');
+});

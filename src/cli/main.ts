@@ -105,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`imgdl: ${(error as Error).message}`);
+      console.error(`imgdl: ${asFlags((error as Error).message)}`);
       return 2;
     }
     console.error(`imgdl: ${(error as Error).stack ?? String(error)}`);
@@ -158,4 +158,12 @@ async function cmdGet(args: string[]): Promise<number> {
   if (summary.interrupted) note(`Resume with: imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
   if (summary.interrupted) return 130;
   return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
+}
+
+/** Option names in library messages (``Expected `maxBytes` …``) as the flags a CLI user typed (`--max-bytes`). */
+export function asFlags(message: string): string {
+  return message.replace(/`([a-z][A-Za-z]*)`/g, (whole, name: string) => {
+    const flag = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    return flag in DOWNLOAD_FLAGS ? `\`--${flag}\`` : whole;
+  });
 }
