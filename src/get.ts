@@ -99,12 +99,13 @@ export async function get(options: GetOptions): Promise<Summary> {
   const plan = planGet(options);
   if (options.fresh) await fs.promises.rm(plan.stateDir, { recursive: true, force: true });
   const info = markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...(options.inputs ?? [])], outDir: plan.outDir });
-  const ingested = info?.finished === true || (info !== undefined && fs.existsSync(path.join(plan.stateDir, 'ingested')));
+  // Once a run has read all of its inputs, a resume does not read them again, unless a list file changed
+  // since (lines appended to a list are fetched by the next run; re-adding the others is a no-op).
+  const ingested = info !== undefined && readIngested(plan.stateDir) === fingerprint(plan.lists);
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
     options: plan.engineOptions,
-    // Once a run has read all of its inputs, a resume does not read them again.
     items: ingested ? undefined : inputs(plan.items, plan.lists, plan.urls, plan.stateDir),
     retryFailed: options.retryFailed,
     signal: options.signal,
@@ -123,8 +124,34 @@ export async function get(options: GetOptions): Promise<Summary> {
 async function* inputs(items: ItemInput[], lists: string[], urls: string[], stateDir: string): AsyncGenerator<ItemInput> {
   yield* items;
   for (const url of urls) yield { url };
+  const before = fingerprint(lists);
   for (const list of lists) yield* readList(list);
-  fs.writeFileSync(path.join(stateDir, 'ingested'), new Date().toISOString());
+  fs.writeFileSync(path.join(stateDir, INGESTED), before);
+}
+
+const INGESTED = 'ingested';
+
+/** Size and modification time of each list file, as they were when the run last read them all. */
+function fingerprint(lists: string[]): string {
+  return JSON.stringify(
+    lists.map((list) => {
+      if (list === '-') return '-';
+      try {
+        const stat = fs.statSync(list);
+        return [list, stat.size, stat.mtimeMs];
+      } catch {
+        return [list, null];
+      }
+    }),
+  );
+}
+
+function readIngested(stateDir: string): string | undefined {
+  try {
+    return fs.readFileSync(path.join(stateDir, INGESTED), 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /** One URL's outcome in a folder download, in input order. */
