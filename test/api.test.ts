@@ -265,3 +265,21 @@ describe('plugins from a script', () => {
     assert.deepEqual(listFiles(path.join(dir, 'out')).filter((f) => f.endsWith('.png')).sort(), ['first.png', 'p2.png']);
   });
 });
+
+describe('a new run into a folder an earlier run filled', () => {
+  it('skips the images it asks for that are already there, and counts only those', async () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'out');
+    const storage = path.join(dir, 'storage');
+    const earlier = ['/img/e1.png', '/img/e2.png', '/img/e3.png'].map((p) => origin.url(p));
+    const first = await download(earlier, { out, storage, ...fast });
+    assert.equal(first.summary.downloaded, 3);
+    const fetched = origin.count('/img/e');
+    // A different list (so a different run) into the same folder: one image already there, one new.
+    const second = await download([earlier[1]!, origin.url('/img/e4.png')], { out, storage, ...fast });
+    assert.equal(second.summary.downloaded, 1);
+    assert.equal(second.summary.skipped, 1, 'only the requested image that was already saved counts as skipped');
+    assert.equal(origin.count('/img/e'), fetched + 1, 'e2.png is not fetched again');
+    assert.deepEqual(second.results.map((r) => (r.ok ? r.file : r.status)), ['e2.png', 'e4.png']);
+  });
+});

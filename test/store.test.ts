@@ -35,7 +35,7 @@ test('addItems returns the id range of new images and ignores URLs already in th
     assert.deepEqual(store.addItems(urls(3)), { from: 1, to: 3 });
     assert.equal(store.addItems(urls(3)), undefined, 'all known: nothing new');
     assert.deepEqual(store.addItems([{ url: 'http://h.test/2.png' }, { url: 'http://h.test/new.png' }]), { from: 4, to: 4 });
-    assert.deepEqual(store.counts(), { pending: 4, done: 0, failed: 0, total: 4 });
+    assert.deepEqual(store.counts(), { pending: 4, saving: 0, done: 0, failed: 0, total: 4 });
     assert.deepEqual(store.pendingIds(), [1, 2, 3, 4]);
   });
 });
@@ -43,7 +43,7 @@ test('addItems returns the id range of new images and ignores URLs already in th
 test('an image added with a failure is counted as failed and listed in failures()', async () => {
   await withStore((store) => {
     store.addItems([{ url: 'not a url', failure: { code: 'invalid_url', message: 'Not a valid absolute URL' } }, { url: 'http://h.test/ok.png' }]);
-    assert.deepEqual(store.counts(), { pending: 1, done: 0, failed: 1, total: 2 });
+    assert.deepEqual(store.counts(), { pending: 1, saving: 0, done: 0, failed: 1, total: 2 });
     assert.deepEqual(store.failures(), [{ url: 'not a url', code: 'invalid_url', status: null, message: 'Not a valid absolute URL' }]);
   });
 });
@@ -111,11 +111,11 @@ test('counts: saving images are pending until marked done; done and failed are c
     store.addItems(urls(5));
     store.claim(1, 'one.png', '{"file":"one.png"}');
     store.claim(2, 'two.png', '{"file":"two.png"}');
-    assert.deepEqual(store.counts(), { pending: 5, done: 0, failed: 0, total: 5 });
+    assert.deepEqual(store.counts(), { pending: 5, saving: 2, done: 0, failed: 0, total: 5 });
     assert.deepEqual(store.saving().map((s) => [s.id, s.file, s.record]), [[1, 'one.png', '{"file":"one.png"}'], [2, 'two.png', '{"file":"two.png"}']]);
     store.markDone([1, 2]);
     store.markFailed(3, { code: 'http_status', status: 404, message: 'HTTP 404' });
-    assert.deepEqual(store.counts(), { pending: 2, done: 2, failed: 1, total: 5 });
+    assert.deepEqual(store.counts(), { pending: 2, saving: 0, done: 2, failed: 1, total: 5 });
     assert.deepEqual(store.saving(), []);
     assert.deepEqual(store.pendingIds(), [4, 5]);
     assert.equal(store.fileTaken('one.png'), true, 'a done image keeps its name');
@@ -143,7 +143,7 @@ test('failures keep code, status and message; retryFailed puts them all back to 
     assert.ok(failures[1]!.message.length <= 2000, 'long messages are cut');
     assert.equal(store.retryFailed(), 2);
     assert.deepEqual(store.failures(), []);
-    assert.deepEqual(store.counts(), { pending: 3, done: 0, failed: 0, total: 3 });
+    assert.deepEqual(store.counts(), { pending: 3, saving: 0, done: 0, failed: 0, total: 3 });
   });
 });
 
@@ -151,7 +151,7 @@ test('addDoneItems records images an earlier run saved: done, their names taken,
   await withStore((store) => {
     assert.equal(store.addDoneItems([{ url: 'http://h.test/1.png', file: 'one.png', record: '{}' }]), 1);
     assert.equal(store.addItems(urls(2))?.from, 2, 'only the new URL is added');
-    assert.deepEqual(store.counts(), { pending: 1, done: 1, failed: 0, total: 2 });
+    assert.deepEqual(store.counts(), { pending: 1, saving: 0, done: 1, failed: 0, total: 2 });
     assert.equal(store.fileTaken('ONE.png'), true);
   });
 });
@@ -167,7 +167,7 @@ test('the state survives closing and reopening the store', async () => {
   first.close();
   const second = await RunStore.open(dir);
   try {
-    assert.deepEqual(second.counts(), { pending: 1, done: 1, failed: 1, total: 3 });
+    assert.deepEqual(second.counts(), { pending: 1, saving: 0, done: 1, failed: 1, total: 3 });
     assert.equal(second.getMeta('k'), 'v');
     assert.equal(second.getMeta('missing'), undefined);
     assert.equal(second.fileTaken('one.png'), true);
@@ -325,4 +325,17 @@ test('queue order survives a reopen: forefront still goes first, the rest still 
   } finally {
     second.close();
   }
+});
+
+test('images known only from an earlier run in the same folder count nowhere until the inputs list them', async () => {
+  await withStore((store) => {
+    store.addDoneItems([
+      { url: 'http://h.test/1.png', file: 'one.png', record: '{}' },
+      { url: 'http://h.test/9.png', file: 'nine.png', record: '{}' },
+    ]);
+    assert.deepEqual(store.counts(), { pending: 0, saving: 0, done: 0, failed: 0, total: 0 });
+    assert.equal(store.addItems(urls(2))?.from, 3, 'only the new URL is added');
+    assert.deepEqual(store.counts(), { pending: 1, saving: 0, done: 1, failed: 0, total: 2 }, 'the listed one counts as done');
+    assert.equal(store.fileTaken('nine.png'), true, 'the unlisted one keeps its name');
+  });
 });

@@ -381,6 +381,10 @@ export class Engine extends EventEmitter<EngineEvents> {
     const c = this.store.counts();
     this.counters.total = c.total;
     this.counters.failed = c.failed;
+    // Inputs found saved already (by an earlier run, or an earlier run into the same folder) are skipped;
+    // every image being saved right now is one of this run's downloads.
+    this.counters.skipped = Math.max(0, c.done + c.saving - this.counters.downloaded);
+    this.counters.done = this.counters.skipped + this.counters.downloaded;
   }
 
   private async ingest(): Promise<void> {
@@ -476,7 +480,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
-  private finalCounts = { pending: 0, done: 0, failed: 0, total: 0 };
+  private finalCounts = { pending: 0, saving: 0, done: 0, failed: 0, total: 0 };
 
   private failuresByCode: Partial<Record<ReasonCode, number>> = {};
   /** With retryFailed: the failures that were put back in the queue, by code. */
@@ -500,7 +504,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     return {
       run: path.basename(this.spec.stateDir),
       downloaded: this.counters.downloaded,
-      skipped: this.counters.skipped,
+      skipped: Math.max(0, this.finalCounts.done - this.counters.downloaded),
       failed: this.finalCounts.failed,
       pending: this.finalCounts.pending,
       bytes: this.counters.bytes,

@@ -25,6 +25,8 @@ export interface FailureRecord {
 
 export interface Counts {
   pending: number;
+  /** Of `pending`: being saved now (name claimed, file being renamed into place). */
+  saving: number;
   done: number;
   failed: number;
   total: number;
@@ -79,13 +81,18 @@ export class RunStore {
       );
       CREATE INDEX IF NOT EXISTS requests_head ON requests(ord) WHERE handled = 0;
     `);
+    // `requested` is 0 for an image known only from an earlier run's metadata file in the same folder: it
+    // keeps its name and is not fetched again if asked for, but counts nowhere until this run's inputs list it.
+    const columns = db.prepare('PRAGMA table_info(items)').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'requested')) db.exec('ALTER TABLE items ADD COLUMN requested INTEGER NOT NULL DEFAULT 1');
     const sql = {
       getMeta: 'SELECT value FROM meta WHERE key = ?',
       setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
       addItem: 'INSERT OR IGNORE INTO items (url, name, info) VALUES (?, ?, ?)',
+      request: 'UPDATE items SET requested = 1 WHERE url = ? AND requested = 0',
       addFailedItem: 'INSERT OR IGNORE INTO items (url, status, code, http_status, message) VALUES (?, 3, ?, ?, ?)',
-      addDoneItem: "INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at) VALUES (?, 2, ?, ?, 1, 0)",
+      addDoneItem: "INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at, requested) VALUES (?, 2, ?, ?, 1, 0, 0)",
       pendingInRange: 'SELECT id, url, name, info FROM items WHERE id BETWEEN ? AND ? AND status = 0 ORDER BY id',
       claim: 'UPDATE items SET status = 1, file = ?, record = ? WHERE id = ? AND status = 0',
       unclaim: 'UPDATE items SET status = 0, file = NULL, record = NULL WHERE id = ?',
@@ -93,7 +100,7 @@ export class RunStore {
       done: 'UPDATE items SET status = 2, recorded = 1, done_at = ? WHERE id = ?',
       fail: 'UPDATE items SET status = 3, code = ?, http_status = ?, message = ? WHERE id = ?',
       failures: 'SELECT url, code, http_status AS status, message FROM items WHERE status = 3 ORDER BY id',
-      counts: 'SELECT status, count(*) AS n FROM items GROUP BY status',
+      counts: 'SELECT status, count(*) AS n FROM items WHERE requested = 1 GROUP BY status',
       saving: 'SELECT id, url, file, record FROM items WHERE status = 1',
       retryFailed: 'UPDATE items SET status = 0, code = NULL, http_status = NULL, message = NULL WHERE status = 3',
       resetPending: 'UPDATE items SET status = 0, file = NULL, record = NULL WHERE id = ?',
@@ -169,6 +176,7 @@ export class RunStore {
         const res = item.failure
           ? this.q.addFailedItem!.run(item.url, item.failure.code, item.failure.status ?? null, item.failure.message.slice(0, 2000))
           : this.q.addItem!.run(item.url, item.name ?? null, item.info ?? null);
+        if (res.changes === 0) this.q.request!.run(item.url);
         added += Number(res.changes);
       }
       if (added === 0) return undefined;
@@ -248,8 +256,9 @@ export class RunStore {
   }
 
   counts(): Counts {
-    const c: Counts = { pending: 0, done: 0, failed: 0, total: 0 };
+    const c: Counts = { pending: 0, saving: 0, done: 0, failed: 0, total: 0 };
     for (const row of this.q.counts!.all() as Array<{ status: number; n: number }>) {
+      if (row.status === Status.Saving) c.saving += row.n;
       if (row.status === Status.Done) c.done += row.n;
       else if (row.status === Status.Failed) c.failed += row.n;
       else c.pending += row.n;
