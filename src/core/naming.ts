@@ -60,8 +60,8 @@ function lastSegment(name: string): string {
  * matches the real bytes. `fallback` is used when nothing usable is left.
  */
 export function safeName(wanted: string, sniffed: Sniffed | undefined, fallback: string): string {
-  // eslint-disable-next-line no-control-regex
   // Control characters go, and so do bidirectional overrides and isolates (U+202E makes `gpj.exe` show as `exe.jpg`).
+  // eslint-disable-next-line no-control-regex
   let name = lastSegment(wanted.normalize('NFC')).replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '');
   name = sanitize(name, { replacement: '_' }).replace(/^[.\s]+/, '').trim();
   if (!name || /^_+$/.test(name)) name = fallback;
