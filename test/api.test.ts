@@ -16,6 +16,7 @@ import {
   withImages,
   type BatchProgress,
   type ImageOk,
+  type Progress,
 } from '../src/index.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { listFiles, tmpDir } from './helpers/cli.ts';
@@ -218,7 +219,18 @@ describe('download (folder, resumable)', () => {
     const storage = path.join(dir, 'storage');
     const urls = [origin.url('/img/d1.png'), origin.url('/status/404'), { url: origin.url('/img/d2.jpg'), name: 'cover.jpg', metadata: { page: 3 } }, 'nope'];
     const progress: number[] = [];
-    const first = await download(urls, { out, storage, ...fast, onProgress: (p) => progress.push(p.done + p.failed) });
+    let last: Progress | undefined;
+    const first = await download(urls, {
+      out,
+      storage,
+      ...fast,
+      onProgress: (p) => {
+        progress.push(p.done + p.failed);
+        last = p;
+      },
+    });
+    // Counts kept as items are added (no table scan per batch) must agree with the summary.
+    assert.deepEqual([last?.total, last?.done, last?.failed, last?.downloaded], [4, 2, 2, 2]);
     assert.equal(first.summary.downloaded, 2);
     assert.equal(first.summary.failed, 2);
     assert.deepEqual(first.results.map((r) => r.status), ['saved', 'failed', 'saved', 'failed']);

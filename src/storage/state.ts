@@ -23,6 +23,14 @@ export interface FailureRecord {
   message: string;
 }
 
+/** What one addItems call changed: new rows (of which `failed` were added as failures), and images known from an
+ * earlier run in the same folder that the inputs now ask for (`revived`, already done). */
+export interface AddStats {
+  added: number;
+  failed: number;
+  revived: number;
+}
+
 export interface Counts {
   pending: number;
   /** Of `pending`: being saved now (name claimed, file being renamed into place). */
@@ -168,7 +176,11 @@ export class RunStore {
    * Adds images; a URL already in the run is ignored (idempotent on resume). Returns the id range of the
    * ones that are new and pending, or undefined when none are.
    */
-  addItems(items: Array<{ url: string; name?: string | null; info?: string | null; failure?: { code: ReasonCode; message: string; status?: number | null } }>): { from: number; to: number } | undefined {
+  addItems(
+    items: Array<{ url: string; name?: string | null; info?: string | null; failure?: { code: ReasonCode; message: string; status?: number | null } }>,
+    /** Filled in with what changed, so that callers can keep counts without scanning the table. */
+    stats: AddStats = { added: 0, failed: 0, revived: 0 },
+  ): { from: number; to: number } | undefined {
     return this.db.transaction(() => {
       const before = (this.q.maxItem!.get() as { id: number }).id;
       let added = 0;
@@ -176,9 +188,11 @@ export class RunStore {
         const res = item.failure
           ? this.q.addFailedItem!.run(item.url, item.failure.code, item.failure.status ?? null, item.failure.message.slice(0, 2000))
           : this.q.addItem!.run(item.url, item.name ?? null, item.info ?? null);
-        if (res.changes === 0) this.q.request!.run(item.url);
+        if (res.changes === 0) stats.revived += Number(this.q.request!.run(item.url).changes);
+        else if (item.failure) stats.failed++;
         added += Number(res.changes);
       }
+      stats.added += added;
       if (added === 0) return undefined;
       const after = (this.q.maxItem!.get() as { id: number }).id;
       return { from: before + 1, to: after };
