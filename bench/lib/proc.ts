@@ -118,6 +118,8 @@ export interface RunResult {
   timedOut: boolean;
   seconds: number;
   peakRssMb: number;
+  /** User + system CPU seconds of the process and its children (GNU time), or null without GNU time. */
+  cpuSeconds: number | null;
   stdout: string;
   stderr: string;
 }
@@ -143,7 +145,7 @@ export function startMeasured(command: Command, timeoutMs: number, scratchDir: s
   const wrap = existsSync(GNU_TIME);
   const timeFile = join(scratchDir, `maxrss-${++measuredCount}`);
   const cmd = wrap ? GNU_TIME : command.cmd;
-  const args = wrap ? ['-q', '-f', '%M', '-o', timeFile, command.cmd, ...command.args] : command.args;
+  const args = wrap ? ['-q', '-f', '%M %U %S', '-o', timeFile, command.cmd, ...command.args] : command.args;
 
   const startedAt = performance.now();
   const child = spawn(cmd, args, {
@@ -177,13 +179,15 @@ export function startMeasured(command: Command, timeoutMs: number, scratchDir: s
 
   async function finish(exitCode: number | null, signal: NodeJS.Signals | null, seconds: number): Promise<RunResult> {
     let peakKb = monitor?.peakKb ?? 0;
+    let cpuSeconds: number | null = null;
     if (wrap) {
-      const reported = Number((await readFile(timeFile, 'utf8').catch(() => '')).trim().split('\n').pop());
-      if (Number.isFinite(reported)) peakKb = Math.max(peakKb, reported);
+      const [rssKb, user, system] = ((await readFile(timeFile, 'utf8').catch(() => '')).trim().split('\n').pop() ?? '').split(' ').map(Number);
+      if (Number.isFinite(rssKb)) peakKb = Math.max(peakKb, rssKb!);
+      if (Number.isFinite(user) && Number.isFinite(system)) cpuSeconds = user! + system!;
       rmSync(timeFile, { force: true });
       // GNU time reports the child's own exit status; a signal shows as "Command terminated by signal".
     }
-    return { exitCode, signal, timedOut, seconds, peakRssMb: peakKb / 1024, stdout, stderr };
+    return { exitCode, signal, timedOut, seconds, peakRssMb: peakKb / 1024, cpuSeconds, stdout, stderr };
   }
 
   return { child, startedAt, done };

@@ -18,6 +18,8 @@ export interface ToolRun {
   imagesPerSec: number;
   mbPerSec: number;
   peakRssMb: number;
+  /** CPU milliseconds (user + system) per saved image, start-up included; null without GNU time. */
+  cpuMsPerImage: number | null;
   exitCode: number | null;
   /** The JSON summary the tool printed last on stdout, if any. */
   reported?: Record<string, unknown>;

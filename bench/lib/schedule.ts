@@ -16,6 +16,7 @@ const REQUEST_OVERHEAD_S = 0.005;
 
 /** The runs a quick run always does: imgdl, the engine's floor, and the peers the targets name. */
 function essential(tool: ToolName, workload: WorkloadId): boolean {
+  if (workload === 'W6') return false;
   if (tool === 'imgdl' || tool === 'undici-loop' || tool === 'aiohttp-gather') return true;
   return tool === 'aria2c' && (workload === 'W1' || workload === 'W3');
 }
@@ -53,7 +54,7 @@ function job(workload: Workload, tool: Tool, quick: boolean): Job {
 }
 
 function runsOn(tool: Tool, workload: Workload): boolean {
-  if (workload.mode === 'scale') return tool.name === 'imgdl';
+  if (workload.mode === 'scale' || workload.id === 'W6') return tool.name === 'imgdl';
   return !tool.only || tool.only.includes(workload.id);
 }
 

@@ -40,7 +40,7 @@ function render(rows: string[][], rightAligned: Set<number>): string {
 }
 
 export function throughputTable(runs: ToolRun[]): string {
-  const head = ['workload', 'tool', 'images', 'images/s', 'MB/s', 'peak RSS MB', 'vs imgdl', 'status'];
+  const head = ['workload', 'tool', 'images', 'images/s', 'MB/s', 'peak RSS MB', 'CPU ms/image', 'vs imgdl', 'status'];
   const rows = runs.map((run) => {
     const ok = run.status === 'ok';
     return [
@@ -50,11 +50,12 @@ export function throughputTable(runs: ToolRun[]): string {
       ok ? int.format(run.imagesPerSec) : '-',
       ok ? dec.format(run.mbPerSec) : '-',
       run.peakRssMb > 0 ? int.format(run.peakRssMb) : '-',
+      ok && run.cpuMsPerImage !== null ? run.cpuMsPerImage.toFixed(2) : '-',
       ratio(runs, run),
       status(run),
     ];
   });
-  return render([head, ...rows], new Set([2, 3, 4, 5, 6]));
+  return render([head, ...rows], new Set([2, 3, 4, 5, 6, 7]));
 }
 
 function seconds(value: number | null): string {

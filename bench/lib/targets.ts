@@ -69,6 +69,21 @@ function scaleBound(
   return { target, verdict: verdict(v < limit), detail: `${v.toFixed(2)} ${unit}` };
 }
 
+/** W6 (W1 ten times over) against W1: imgdl's CPU time per image must not grow by more than 10%. */
+function cpuGrowth(find: Lookup): TargetCheck {
+  const target = 'W6 imgdl CPU per image ≤ 1.1 × W1\'s';
+  const small = find('W1', 'imgdl');
+  const big = find('W6', 'imgdl');
+  const why = usable(small, 'W1 imgdl') ?? usable(big, 'W6 imgdl');
+  if (why || !small || !big) return { target, verdict: 'n/a', detail: why ?? '' };
+  if (small.cpuMsPerImage === null || big.cpuMsPerImage === null) return { target, verdict: 'n/a', detail: 'no CPU time (GNU time missing)' };
+  return {
+    target,
+    verdict: verdict(big.cpuMsPerImage <= 1.1 * small.cpuMsPerImage),
+    detail: `${big.cpuMsPerImage.toFixed(3)} vs ${small.cpuMsPerImage.toFixed(3)} ms (×${(big.cpuMsPerImage / small.cpuMsPerImage).toFixed(2)})`,
+  };
+}
+
 export function checkTargets(runs: ToolRun[], scale: ScaleRun | null): TargetCheck[] {
   const find: Lookup = (workload, tool) => runs.find((r) => r.workload === workload && r.tool === tool);
   const w2Floor = 0.9 * (CONCURRENCY / W2_LATENCY_S);
@@ -85,6 +100,7 @@ export function checkTargets(runs: ToolRun[], scale: ScaleRun | null): TargetChe
     ),
     versusPeer(find, 'W3', 'aria2c', 1, 'mbPerSec'),
     imgdlBound(find, 'W3', 'W3 imgdl peak RSS < 150 MB', (r) => r.peakRssMb, (v) => v < 150, 'MB'),
+    cpuGrowth(find),
     scaleBound(scale, 'W4 first image < 2 s', (s) => s.firstImageSeconds, 2, 's'),
     scaleBound(scale, 'W4 peak RSS < 500 MB', (s) => s.peakRssMb, 500, 'MB'),
     scaleBound(scale, 'W4 resume open < 5 s', (s) => s.resumeOpenSeconds, 5, 's'),

@@ -79,6 +79,7 @@ export async function runThroughput(job: ThroughputJob): Promise<ToolRun> {
     imagesPerSec: saved.images / seconds,
     mbPerSec: saved.imageBytes / MB / seconds,
     peakRssMb: result.peakRssMb,
+    cpuMsPerImage: result.cpuSeconds !== null && saved.images > 0 ? (result.cpuSeconds * 1000) / saved.images : null,
     exitCode: result.exitCode,
   };
   const reported = lastJson(result.stdout);

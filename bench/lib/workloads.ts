@@ -5,7 +5,7 @@ import { once } from 'node:events';
 export const SMALL_BYTES = 12 * 1024;
 export const LARGE_BYTES = 5 * 1024 * 1024;
 
-export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W4' | 'W5';
+export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W4' | 'W5' | 'W6';
 
 /** How the origin for a workload is started. */
 export interface OriginSpec {
@@ -29,10 +29,12 @@ interface Sizes {
   W3: number;
   W4: number;
   W5: number;
+  W6: number;
 }
 
-const FULL: Sizes = { W1: 20_000, W2: 5_000, W3: 200, W4: 1_000_000, W5: 20_000 };
-const QUICK: Sizes = { W1: 2_000, W2: 1_000, W3: 20, W4: 100_000, W5: 2_000 };
+// W6 is W1 ten times over, for imgdl alone: its CPU time per image should not grow with the size of the run.
+const FULL: Sizes = { W1: 20_000, W2: 5_000, W3: 200, W4: 1_000_000, W5: 20_000, W6: 200_000 };
+const QUICK: Sizes = { W1: 2_000, W2: 1_000, W3: 20, W4: 100_000, W5: 2_000, W6: 20_000 };
 
 export function workloads(quick: boolean): Workload[] {
   const n = quick ? QUICK : FULL;
@@ -43,6 +45,7 @@ export function workloads(quick: boolean): Workload[] {
     { id: 'W3', title: 'large', count: n.W3, origin: { bytes: LARGE_BYTES, latencyMs: 0, ports: 1 }, mode: 'throughput' },
     { id: 'W4', title: 'scale', count: n.W4, origin: small(0, 1), mode: 'scale' },
     { id: 'W5', title: 'many hosts', count: n.W5, origin: small(0, 50), mode: 'throughput' },
+    { id: 'W6', title: 'many small ×10', count: n.W6, origin: small(0, 1), mode: 'throughput' },
   ];
 }
 
