@@ -6,8 +6,8 @@ import pLimit from 'p-limit';
 import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
 import { createHttpClient, type HttpClient } from '../http/client.ts';
 import { KeyedLimiter } from '../http/limits.ts';
-import { Cancelled, dimensions, fetchImage, parseUrl, type FetchContext, type Fetched } from '../core/download.ts';
-import { disambiguate, nameFromResponse, safeName, shortHash } from '../core/naming.ts';
+import { Cancelled, dimensions, fetchImage, imageName, parseUrl, type FetchContext, type Fetched } from '../core/download.ts';
+import { disambiguate, shortHash } from '../core/naming.ts';
 import type { EngineOptions } from '../core/engine.ts';
 import { resolveOptions, type DownloadOptions } from '../options.ts';
 
@@ -159,7 +159,7 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
    * input lazily, so a huge or endless iterable works; at most `concurrency` downloads run at once.
    */
   stream(urls: Iterable<UrlInput> | AsyncIterable<UrlInput>, options: CallOptions = {}): AsyncGenerator<ImageResult> {
-    return this.settle(urls, options, (job, ctx) => this.toMemory(job, ctx));
+    return this.settle(urls, options, async (job, url, ctx) => toImageOk(job, url, await fetchImage(url, ctx)));
   }
 
   /**
@@ -171,14 +171,14 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
     await fs.promises.mkdir(dir, { recursive: true });
     const taken = new Set((await fs.promises.readdir(dir)).map((n) => n.toLowerCase()));
     const results: SavedResult[] = [];
-    for await (const r of this.settle(urls, options, (job, ctx) => this.toFile(job, ctx, dir, taken))) results[r.index] = r;
+    for await (const r of this.settle(urls, options, (job, url, ctx) => this.toFile(job, url, ctx, dir, taken))) results[r.index] = r;
     return results;
   }
 
   private async *settle<R extends { index: number; ok: boolean; bytes?: number }>(
     urls: Iterable<UrlInput> | AsyncIterable<UrlInput>,
     options: CallOptions,
-    work: (job: Job, ctx: FetchContext) => Promise<R | ImageFailed>,
+    work: (job: Job, url: URL, ctx: FetchContext) => Promise<R | ImageFailed>,
   ): AsyncGenerator<R | ImageFailed> {
     if (this.closed) throw new Error('This Downloader is closed');
     // Aborted when the caller stops iterating early: its downloads still running are abandoned.
@@ -236,20 +236,12 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
     }
   }
 
-  private async toMemory(job: Job, ctx: FetchContext): Promise<ImageOk> {
-    const url = parseUrl(job.url);
-    url.hash = '';
-    return toImageOk(job, await fetchImage(url, ctx));
-  }
-
-  private async toFile(job: Job, ctx: FetchContext, dir: string, taken: Set<string>): Promise<SavedImage> {
-    const url = parseUrl(job.url);
-    url.hash = '';
+  private async toFile(job: Job, url: URL, ctx: FetchContext, dir: string, taken: Set<string>): Promise<SavedImage> {
     const tmp = path.join(dir, `.imgdl-${process.pid}-${job.index}-${shortHash(job.url, 6)}.part`);
     try {
       const fetched = await fetchImage(url, ctx, tmp);
-      const { width, height } = await dimensions(fetched, tmp);
-      const base = safeName(job.name ?? nameFromResponse(fetched.finalUrl, fetched.disposition), fetched.sniffed, `image-${shortHash(job.url)}`);
+      const size = await dimensions(fetched, tmp);
+      const base = imageName(url, fetched, job.name);
       let name = base;
       for (let i = 0; taken.has(name.toLowerCase()); i++) name = disambiguate(base, job.url, i);
       taken.add(name.toLowerCase());
@@ -260,21 +252,7 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
         taken.delete(name.toLowerCase());
         throw new DownloadError('write_failed', `Could not save ${name}: ${(error as Error).message}`, { cause: error });
       }
-      return {
-        ok: true,
-        index: job.index,
-        url: job.url,
-        finalUrl: fetched.finalUrl.href,
-        path: file,
-        file: name,
-        bytes: fetched.bytes,
-        contentType: fetched.sniffed.mime,
-        ext: fetched.sniffed.ext,
-        width,
-        height,
-        sha256: fetched.sha256,
-        ...(job.metadata === undefined ? {} : { metadata: job.metadata }),
-      };
+      return { ...imageFacts(job, fetched, size), path: file, file: name };
     } catch (error) {
       await fs.promises.rm(tmp, { force: true }).catch(() => {});
       throw error;
@@ -282,10 +260,13 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
   }
 
   /** Runs one job; whatever goes wrong becomes a failed result with a reason code. */
-  private async guard<R>(job: Job, ctx: FetchContext, work: (job: Job, ctx: FetchContext) => Promise<R>): Promise<R | ImageFailed> {
+  private async guard<R>(job: Job, ctx: FetchContext, work: (job: Job, url: URL, ctx: FetchContext) => Promise<R>): Promise<R | ImageFailed> {
     try {
       if (ctx.signal.aborted) throw new Cancelled('stopped');
-      return await work(job, ctx);
+      const url = parseUrl(job.url);
+      // A #fragment never reaches the server.
+      url.hash = '';
+      return await work(job, url, ctx);
     } catch (error) {
       if (error instanceof Cancelled || ctx.signal.aborted) {
         // The caller sees the abort itself (from `stream`); this result is never yielded.
@@ -309,23 +290,23 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
   }
 }
 
-async function toImageOk(job: Job, fetched: Fetched): Promise<ImageOk> {
-  const data = fetched.body!;
-  const { width, height } = await dimensions(fetched);
-  const wanted = job.name ?? nameFromResponse(fetched.finalUrl, fetched.disposition);
+async function toImageOk(job: Job, url: URL, fetched: Fetched): Promise<ImageOk> {
+  return { ...imageFacts(job, fetched, await dimensions(fetched)), data: fetched.body!, name: imageName(url, fetched, job.name) };
+}
+
+/** What an image in memory and an image saved to a folder both report. */
+function imageFacts(job: Job, fetched: Fetched, size: { width: number | null; height: number | null }): Omit<ImageOk, 'data' | 'name'> {
   return {
     ok: true,
     index: job.index,
     url: job.url,
     finalUrl: fetched.finalUrl.href,
-    data,
     bytes: fetched.bytes,
     contentType: fetched.sniffed.mime,
     ext: fetched.sniffed.ext,
-    width,
-    height,
+    width: size.width,
+    height: size.height,
     sha256: fetched.sha256,
-    name: safeName(wanted, fetched.sniffed, `image-${shortHash(job.url)}`),
     ...(job.metadata === undefined ? {} : { metadata: job.metadata }),
   };
 }

@@ -407,18 +407,17 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
     }
     const head = file ? await readHead(tmpPath!) : Buffer.concat(chunks);
     sniffed ??= await sniffOrThrow(head);
-    if (tmpPath === undefined) {
-      return {
-        finalUrl,
-        disposition: header(res.headers, 'content-disposition'),
-        servedType: header(res.headers, 'content-type'),
-        sniffed,
-        bytes,
-        sha256: hash.digest('hex'),
-        head: head.length > HEAD_KEEP ? head.subarray(0, HEAD_KEEP) : head,
-        body: head,
-      };
-    }
+    const fetched: Fetched = {
+      finalUrl,
+      disposition: header(res.headers, 'content-disposition'),
+      servedType: header(res.headers, 'content-type'),
+      sniffed,
+      bytes,
+      sha256: hash.digest('hex'),
+      head: head.length > HEAD_KEEP ? head.subarray(0, HEAD_KEEP) : head,
+    };
+    // Fetched into memory: the whole body is the result, nothing goes to disk.
+    if (tmpPath === undefined) return { ...fetched, body: head };
     if (!file) {
       // A small body is written in one synchronous call: cheaper than four thread-pool round trips
       // (open, write, close, rename) per image, and short enough not to hold up the event loop.
@@ -428,15 +427,7 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
         throw new DownloadError('write_failed', `Could not write the temporary file: ${(error as Error).message}`, { cause: error });
       }
     }
-    return {
-      finalUrl,
-      disposition: header(res.headers, 'content-disposition'),
-      servedType: header(res.headers, 'content-type'),
-      sniffed,
-      bytes,
-      sha256: hash.digest('hex'),
-      head: head.length > HEAD_KEEP ? head.subarray(0, HEAD_KEEP) : head,
-    };
+    return fetched;
   } catch (error) {
     // Stop reading: destroying the body closes this connection instead of draining a body we refused.
     await iterator.return?.().catch(() => {});
@@ -506,10 +497,18 @@ export async function dimensions(fetched: Fetched, tmpPath?: string): Promise<{ 
   }
 }
 
+/**
+ * The safe name for a fetched image: the name asked for, else Content-Disposition, a `filePath`-like parameter
+ * or the path of the requested URL, else those of the URL redirected to; the extension comes from the bytes.
+ */
+export function imageName(requested: URL, fetched: Fetched, asked?: string | null): string {
+  const wanted = asked ?? (nameFromResponse(requested, fetched.disposition) || nameFromUrl(fetched.finalUrl));
+  return safeName(wanted, fetched.sniffed, `image-${shortHash(requested.href)}`);
+}
+
 /** Names the image, claims the name in the store, then renames the temporary file into place. */
 async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord> {
-  const wanted = item.name ?? (nameFromResponse(url, fetched.disposition) || nameFromUrl(fetched.finalUrl));
-  const base = safeName(wanted, fetched.sniffed, `image-${shortHash(item.url)}`);
+  const base = imageName(url, fetched, item.name);
   const { width, height } = await dimensions(fetched, tmpPath);
   const record: ImageRecord = {
     url: item.url,
