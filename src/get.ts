@@ -111,11 +111,7 @@ export async function get(options: GetOptions): Promise<Summary> {
     signal: options.signal,
   });
   options.onStart?.(engine);
-  const { onProgress } = options;
-  if (onProgress) {
-    engine.on('saved', () => onProgress(engine.progress()));
-    engine.on('failed', () => onProgress(engine.progress()));
-  }
+  if (options.onProgress) engine.onProgress(options.onProgress);
   const summary = await engine.run();
   markRunEnded(plan.stateDir, summary);
   return summary;

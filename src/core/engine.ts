@@ -178,6 +178,13 @@ export class Engine extends EventEmitter<EngineEvents> {
     return { ...c, elapsedMs: Date.now() - this.started, ingesting: this.ingesting };
   }
 
+  /** Calls `listener` with the run's counts after each image or page is settled (saved or failed). */
+  onProgress(listener: (progress: Progress) => void): void {
+    const report = () => listener(this.progress());
+    this.on('saved', report);
+    this.on('failed', report);
+  }
+
   /** Runs until every image and page is handled or the run is stopped. */
   async run(): Promise<Summary> {
     this.started = Date.now();

@@ -121,11 +121,7 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
     signal: opts.signal,
   });
   opts.onStart?.(engine);
-  const { onProgress } = opts;
-  if (onProgress) {
-    engine.on('saved', () => onProgress(engine.progress()));
-    engine.on('failed', () => onProgress(engine.progress()));
-  }
+  if (opts.onProgress) engine.onProgress(opts.onProgress);
   const summary = await engine.run();
   markRunEnded(plan.stateDir, summary);
   return summary;
