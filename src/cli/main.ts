@@ -4,31 +4,15 @@ import { get } from '../get.ts';
 import { note, numberOrUndefined, onSignals, shellQuote } from './common.ts';
 import { formatSummary, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
-import { cmdNew, cmdPlugins, cmdRun, NEW_HELP, PLUGINS_HELP, RUN_HELP } from './plugin-commands.ts';
+import { cmdNew, cmdPlugins, cmdRun, NEW_HELP, PLUGINS_HELP, RUN_FLAGS, RUN_HELP } from './plugin-commands.ts';
 import type { Summary } from '../core/engine.ts';
 
 export const VERSION = '0.1.0';
 
+/** The flags of `imgdl get`: those of `imgdl run` plus --retry-failed. */
 const DOWNLOAD_FLAGS = {
-  out: { type: 'string', short: 'o' },
-  concurrency: { type: 'string', short: 'c' },
-  'per-host': { type: 'string' },
-  retries: { type: 'string' },
-  'retry-delay': { type: 'string' },
-  timeout: { type: 'string' },
-  'stall-timeout': { type: 'string' },
-  'connect-timeout': { type: 'string' },
-  'max-bytes': { type: 'string' },
-  'max-redirects': { type: 'string' },
-  'max-retry-after': { type: 'string' },
-  'user-agent': { type: 'string' },
-  run: { type: 'string' },
-  storage: { type: 'string' },
-  fresh: { type: 'boolean' },
+  ...RUN_FLAGS,
   'retry-failed': { type: 'boolean' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
-  help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const GET_HELP = `Usage: imgdl get <list.txt | URL...> [options]

@@ -11,8 +11,8 @@ import { note, numberOrUndefined, onSignals, shellQuote } from './common.ts';
 import { formatSummary, showProgress } from './progress.ts';
 
 /**
- * The engine and run flags of `imgdl run`: those of `imgdl get` (src/cli/main.ts DOWNLOAD_FLAGS) except
- * --retry-failed, which the engine cannot yet do for plugin pages (a failed page would be retried as an image).
+ * The engine and run flags of `imgdl run`; `imgdl get` (src/cli/main.ts DOWNLOAD_FLAGS) adds --retry-failed,
+ * which the engine cannot yet do for plugin pages (a failed page would be retried as an image).
  * Kept in step with RESERVED_FLAGS in src/plugin/options.ts.
  */
 export const RUN_FLAGS = {
