@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'storage/', 'bench/results/', 'downloads/', 'urls/'] },
+  { ignores: ['node_modules/', 'dist/', 'storage/', 'bench/results/', 'downloads/', 'urls/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

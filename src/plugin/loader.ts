@@ -6,8 +6,13 @@ import { UsageError } from '../errors.ts';
 import { validatePlugin } from './options.ts';
 import type { AnyPlugin } from './types.ts';
 
-/** The repository's root (this file is src/plugin/loader.ts), found from the module, not the working directory. */
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/**
+ * The repository's root, found from this module (src/plugin/loader.ts, or dist/src/plugin/loader.js when built),
+ * not from the working directory.
+ */
+export const REPO_ROOT = ((dir: string) => (path.basename(dir) === 'dist' ? path.dirname(dir) : dir))(
+  fileURLToPath(new URL('../../', import.meta.url)).replace(/[\\/]$/, ''),
+);
 /** Where built-in plugins live: one file each, `plugins/<name>.ts`; files starting with `_` are not plugins. */
 export const PLUGINS_DIR = path.join(REPO_ROOT, 'plugins');
 

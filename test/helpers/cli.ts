@@ -30,6 +30,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Kill the CLI (SIGKILL) after this long. Default 60 s. */
   timeoutMs?: number;
+  /** Another copy of bin/imgdl.js to run. Default: this repository's. */
+  bin?: string;
 }
 
 /** Runs `imgdl ...args` with the current Node; never rejects, never outlives `timeoutMs`. */
@@ -41,7 +43,7 @@ export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
   delete env['IMGDL_STORAGE'];
   delete env['CRAWLEE_STORAGE_DIR'];
   Object.assign(env, opts.env);
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
