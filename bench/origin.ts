@@ -9,13 +9,20 @@
  * killed or its stdin closes (so it never outlives the harness that started it).
  *
  * It counts what it is asked for; `GET /__stats` (any port) answers with the counts as JSON:
- *   {"requests","images","untracked","firstImageAfterMark"}, and with `?paths=1` also
+ *   {"requests","images","imagesDone","maxInFlight","untracked","firstImageAt","lastImageDoneAt","firstImageAfterMark"},
+ *   and with `?paths=1` also
  *   {"distinct","twice","maxPerPath","twiceSample"} (a scan of the per-path counts: ask only at the end).
  * `images` counts requests for /img/<i>.png (at arrival), `distinct` the paths asked for at least once,
  * `twice` those asked for more than once (`twiceSample`: the first few of their <i>). `?mark=1` starts a wait:
  * `firstImageAfterMark` is then the wall-clock time (epoch ms, fractional) at which the next image request
- * arrived, null until one does. `?reset=1` zeroes every count (after answering with the old ones).
- * The stats requests themselves are not counted.
+ * arrived, null until one does. `firstImageAt` is the wall-clock time (epoch ms, fractional) at which the first
+ * image request since the last reset arrived, `lastImageDoneAt` the time at which the last image response
+ * since then finished being written (handed to the kernel), and `imagesDone` how many did: together they give
+ * a tool's in-run rate without its process start-up and exit (null until an image arrives / is done).
+ * `maxInFlight` is the most image requests there were at once between arrival and that point (the
+ * concurrency a tool actually reached; with --latency, responses wait in the origin).
+ * `?reset=1` zeroes every count (after answering with the old ones); a response to a request that arrived
+ * before the reset is not counted as done after it. The stats requests themselves are not counted.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,13 +46,40 @@ class Counter {
   requests = 0;
   images = 0;
   untracked = 0;
+  imagesDone = 0;
+  /** Image requests of this generation arrived and not yet answered in full, and the most there were. */
+  private inFlight = 0;
+  private maxInFlight = 0;
   private perPath = new Uint8Array(1 << 16);
   private marked = false;
   private firstAfterMark: number | null = null;
+  private firstImageAt: number | null = null;
+  private lastImageDoneAt: number | null = null;
+  /** Bumped by every reset, so that a response finishing after one is not counted in the new period. */
+  private generation = 0;
 
-  image(index: number): void {
+  /** Counts an image request; returns the generation to hand back to `imageDone`. */
+  image(index: number): number {
     this.images++;
-    if (this.marked && this.firstAfterMark === null) this.firstAfterMark = performance.timeOrigin + performance.now();
+    if (++this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
+    if (this.firstImageAt === null || (this.marked && this.firstAfterMark === null)) {
+      const now = performance.timeOrigin + performance.now();
+      this.firstImageAt ??= now;
+      if (this.marked) this.firstAfterMark ??= now;
+    }
+    this.track(index);
+    return this.generation;
+  }
+
+  /** An image response (of the given generation) has been written out in full. */
+  imageDone(generation: number): void {
+    if (generation !== this.generation) return;
+    this.imagesDone++;
+    this.inFlight--;
+    this.lastImageDoneAt = performance.timeOrigin + performance.now();
+  }
+
+  private track(index: number): void {
     if (!Number.isSafeInteger(index) || index >= MAX_TRACKED) {
       this.untracked++;
       return;
@@ -69,16 +103,26 @@ class Counter {
     this.requests = 0;
     this.images = 0;
     this.untracked = 0;
+    this.imagesDone = 0;
+    this.inFlight = 0;
+    this.maxInFlight = 0;
     this.perPath = new Uint8Array(1 << 16);
     this.marked = false;
     this.firstAfterMark = null;
+    this.firstImageAt = null;
+    this.lastImageDoneAt = null;
+    this.generation++;
   }
 
   snapshot(paths: boolean): Record<string, unknown> {
     const counts = {
       requests: this.requests,
       images: this.images,
+      imagesDone: this.imagesDone,
+      maxInFlight: this.maxInFlight,
       untracked: this.untracked,
+      firstImageAt: this.firstImageAt,
+      lastImageDoneAt: this.lastImageDoneAt,
       firstImageAfterMark: this.firstAfterMark,
     };
     return paths ? { ...counts, ...this.scan() } : counts;
@@ -141,10 +185,11 @@ function handler(image: Buffer, latencyMs: number, counter: Counter) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    counter.image(Number(match[1]));
+    const generation = counter.image(Number(match[1]));
+    const done = (): void => counter.imageDone(generation);
     const send = (): void => {
       res.writeHead(200, headers);
-      res.end(req.method === 'HEAD' ? undefined : image);
+      res.end(req.method === 'HEAD' ? undefined : image, done);
     };
     if (latencyMs > 0) setTimeout(send, latencyMs);
     else send();

@@ -21,8 +21,8 @@ import { renderSvg } from './lib/svg.ts';
 import { scaleLines, targetLines, throughputTable } from './lib/table.ts';
 import { checkTargets } from './lib/targets.ts';
 import { runThroughput } from './lib/throughput.ts';
-import { CONCURRENCY, TOOL_NAMES, TOOLS, type RunContext, type Tool, type ToolName } from './lib/tools.ts';
-import { originKey, workloads, writeUrlList, type OriginSpec, type WorkloadId } from './lib/workloads.ts';
+import { CONCURRENCY, TOOL_NAMES, TOOLS, workersOf, type RunContext, type Tool, type ToolName } from './lib/tools.ts';
+import { originKey, workloads, writeUrlList, type OriginSpec, type Workload, type WorkloadId } from './lib/workloads.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = dirname(benchDir);
@@ -42,10 +42,13 @@ function fail(message: string): never {
 const USAGE = `Usage: node --import tsx bench/run.ts [--quick] [--only W1,W2,...] [--tools imgdl,aria2c,...]
 
   --quick        small counts, done in about a minute (runs beyond the essential ones stop at a time budget)
-  --only LIST    workloads: W1 many small, W2 latency, W3 large, W4 scale (imgdl only), W5 many hosts,
-                 W6 W1 ×10 (imgdl only: does the CPU cost per image grow with the run?)
+  --only LIST    workloads: W1 many small, W2 latency (50 ms), W3 large, W4 scale (imgdl only), W5 many hosts,
+                 W6 W1 ×10 (imgdl only: does the CPU cost per image grow with the run?),
+                 W7 latency ×512 (W2 at concurrency 512 instead of ${CONCURRENCY})
   --tools LIST   ${TOOL_NAMES.join(', ')}
 
+Each run gets two rates: images/s over the wall time from spawn to exit (start-up included), and
+in-run img/s over the origin's first image request to its last image response (W2 and W7 are judged on it).
 Writes bench/results/latest.json and latest.svg. bash bench/setup.sh installs the Debian peers.
 IMGDL_BENCH_CLI=path/to/imgdl.js measures another build of the CLI.
 `;
@@ -133,12 +136,21 @@ async function startOrigins(specs: OriginSpec[]): Promise<Map<string, number[]>>
   return new Map(started);
 }
 
-function progress(run: ToolRun): void {
+function progress(run: ToolRun, latencyMs: number): void {
+  // Without latency the origin answers at once: the most in flight only means something with it.
+  const inFlight = run.origin && latencyMs > 0 ? `, ${run.origin.maxInFlight} in flight at most` : '';
+  const inRun = run.inRunImagesPerSec === null ? '' : ` (in-run ${Math.round(run.inRunImagesPerSec)}${inFlight})`;
   const what =
     run.status === 'ok'
-      ? `${Math.round(run.imagesPerSec)} images/s, ${run.mbPerSec.toFixed(1)} MB/s, ${Math.round(run.peakRssMb)} MB RSS`
+      ? `${Math.round(run.imagesPerSec)} images/s${inRun}, ${run.mbPerSec.toFixed(1)} MB/s, ${Math.round(run.peakRssMb)} MB RSS`
       : `${run.status}${run.reason ? `: ${run.reason}` : ''}`;
   process.stdout.write(`  ${run.workload} ${run.tool.padEnd(20)} ${run.seconds.toFixed(2).padStart(6)} s  ${what}\n`);
+}
+
+/** "W2 1,000", with the concurrency when it is not the default: "W7 2,000 at -c 512". */
+function describeWorkload(w: Workload): string {
+  const at = w.concurrency === CONCURRENCY ? '' : ` at -c ${w.concurrency}`;
+  return `${w.id} ${w.count.toLocaleString('en-US')}${at}`;
 }
 
 interface Plan {
@@ -148,7 +160,7 @@ interface Plan {
   origins: Map<string, number[]>;
 }
 
-function context(plan: Plan, list: string, label: string): RunContext {
+function context(plan: Plan, workload: Workload, list: string, label: string): RunContext {
   return {
     repoRoot,
     benchDir,
@@ -157,6 +169,7 @@ function context(plan: Plan, list: string, label: string): RunContext {
     storageDir: join(plan.tmp, 'state', label),
     scratchDir: plan.tmp,
     quick: plan.options.quick,
+    concurrency: workload.concurrency,
   };
 }
 
@@ -181,11 +194,15 @@ function skippedRun(job: Job, reason: string): ToolRun {
     reason,
     urls: job.urls,
     capped: job.capped,
+    concurrency: workersOf(job.tool, job.workload.concurrency),
     files: 0,
     bytes: 0,
     seconds: 0,
     imagesPerSec: 0,
     mbPerSec: 0,
+    inRunSeconds: null,
+    inRunImagesPerSec: null,
+    origin: null,
     peakRssMb: 0,
     cpuMsPerImage: null,
     exitCode: null,
@@ -215,18 +232,20 @@ async function runThroughputJob(plan: Plan, job: Job, list: string): Promise<Too
     tool: job.tool,
     urls: job.urls,
     capped: job.capped,
-    ctx: context(plan, list, `${job.workload.id}-${job.tool.name}`),
+    ctx: context(plan, job.workload, list, `${job.workload.id}-${job.tool.name}`),
+    // The stats go to one of the workload's own ports (its origin serves them on every port).
+    statsPort: plan.origins.get(originKey(job.workload.origin))?.[0] ?? null,
     // At least 300 images/s before a run counts as hung (W6's 200,000 URLs need more than the default).
     timeoutMs: Math.max(plan.options.quick ? 30_000 : 180_000, (job.urls / 300) * 1000),
   });
-  progress(run);
+  progress(run, job.workload.origin.latencyMs);
   return run;
 }
 
 async function runScaleJob(plan: Plan, job: Job, list: string): Promise<ScaleRun> {
   const run = await runScale({
     command: job.tool.command,
-    ctx: context(plan, list, `${job.workload.id}-${job.tool.name}`),
+    ctx: context(plan, job.workload, list, `${job.workload.id}-${job.tool.name}`),
     urls: job.urls,
     windowMs: plan.options.quick ? 3_000 : 20_000,
     imageLimitMs: plan.options.quick ? 15_000 : 60_000,
@@ -264,12 +283,26 @@ async function writeResults(report: BenchReport): Promise<void> {
   await writeFile(join(resultsDir, 'latest.svg'), renderSvg(report));
 }
 
+/** What the two rate columns measure, and the workloads that do not run at the default concurrency. */
+function tableNotes(report: BenchReport): string {
+  const lines = [
+    'images/s: wall time from spawn to exit (start-up included); in-run img/s: from the origin\'s first image',
+    'request to its last image response written (W2 and W7 targets use it).',
+  ];
+  for (const w of report.workloads.filter((w) => w.concurrency !== report.concurrency)) {
+    const fixed = TOOLS.filter((t) => t.fixedWorkers !== undefined && report.runs.some((r) => r.workload === w.id && r.tool === t.name));
+    const keep = fixed.map((t) => `${t.name} keeps ${t.fixedWorkers}`).join(', ');
+    lines.push(`${w.id}: every tool at concurrency ${w.concurrency}${keep ? ` (${keep})` : ''}; other workloads: ${report.concurrency}.`);
+  }
+  return lines.join('\n');
+}
+
 function printReport(report: BenchReport): void {
   const out: string[] = [''];
-  if (report.runs.length > 0) out.push(throughputTable(report.runs), '');
+  if (report.runs.length > 0) out.push(throughputTable(report.runs), tableNotes(report), '');
   if (report.scale) out.push(scaleLines(report.scale), '');
   out.push(
-    `Targets${report.quick ? ' (quick run: small counts, process start-up inside the wall time; indicative only)' : ''}:`,
+    `Targets${report.quick ? ' (quick run: small counts, process start-up inside the wall-clock rates; indicative only)' : ''}:`,
     targetLines(report.targets),
     '',
     `Wrote ${join('bench', 'results', 'latest.json')} and ${join('bench', 'results', 'latest.svg')} in ${report.totalSeconds.toFixed(1)} s.`,
@@ -298,7 +331,7 @@ async function main(): Promise<void> {
   if (skipped.length > 0) process.stdout.write('  (bash bench/setup.sh installs every Debian peer)\n');
   const plan: Plan = { options, tmp, tools: available, origins };
   process.stdout.write(
-    `imgdl bench${options.quick ? ' --quick' : ''}: ${selected.map((w) => `${w.id} ${w.count.toLocaleString('en-US')}`).join(', ')}; ` +
+    `imgdl bench${options.quick ? ' --quick' : ''}: ${selected.map(describeWorkload).join(', ')}; ` +
       `tools: ${available.map((t) => t.name).join(', ')}\n`,
   );
 
@@ -309,7 +342,11 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     quick: options.quick,
     machine: machine(busy),
-    units: { mb: 'MB = 2^20 bytes of image files saved', rss: 'MB = 2^20 bytes, peak of the tool process tree' },
+    units: {
+      mb: 'MB = 2^20 bytes of image files saved',
+      rss: 'MB = 2^20 bytes, peak of the tool process tree',
+      inRun: "images saved / seconds from the origin's first image request to its last image response written",
+    },
     concurrency: CONCURRENCY,
     workloads: selected.map((w) => ({
       id: w.id,
@@ -318,6 +355,7 @@ async function main(): Promise<void> {
       bytesPerImage: w.origin.bytes,
       latencyMs: w.origin.latencyMs,
       ports: w.origin.ports,
+      concurrency: w.concurrency,
     })),
     runs,
     scale,

@@ -4,6 +4,20 @@ import type { WorkloadId } from './workloads.ts';
 
 export type Status = 'ok' | 'failed' | 'timeout' | 'skipped';
 
+/** What the origin saw of one run (its `/__stats`, reset just before the run and read just after). */
+export interface OriginWindow {
+  /** Image requests that arrived. */
+  images: number;
+  /** Image responses written out in full. */
+  imagesDone: number;
+  /** The most image requests in flight at once in the origin (arrived, response not yet written). */
+  maxInFlight: number;
+  /** Epoch ms (fractional) at which the first image request arrived; null if none did. */
+  firstImageAt: number | null;
+  /** Epoch ms (fractional) at which the last image response finished being written; null if none did. */
+  lastImageDoneAt: number | null;
+}
+
 export interface ToolRun {
   workload: WorkloadId;
   tool: ToolName;
@@ -12,11 +26,21 @@ export interface ToolRun {
   /** URLs the tool was given (smaller than the workload when the tool has a cap). */
   urls: number;
   capped: boolean;
+  /** Requests in flight the tool was run with (the workload's, or the tool's fixed worker count). */
+  concurrency: number;
   files: number;
   bytes: number;
+  /** Wall time from spawn to exit (process start-up and exit included). */
   seconds: number;
+  /** files / seconds: the wall-clock rate. */
   imagesPerSec: number;
   mbPerSec: number;
+  /** The origin's first image request to its last image response, seconds; null when not measured. */
+  inRunSeconds: number | null;
+  /** files / inRunSeconds: the rate while the tool was downloading (no start-up); null with fewer than 2 images. */
+  inRunImagesPerSec: number | null;
+  /** The origin's counts for this run; null when they could not be read. */
+  origin: OriginWindow | null;
   peakRssMb: number;
   /** CPU milliseconds (user + system) per saved image, start-up included; null without GNU time. */
   cpuMsPerImage: number | null;
@@ -62,6 +86,8 @@ export interface WorkloadInfo {
   bytesPerImage: number;
   latencyMs: number;
   ports: number;
+  /** Requests in flight each tool was asked for. */
+  concurrency: number;
 }
 
 export interface BenchReport {
@@ -79,7 +105,8 @@ export interface BenchReport {
     /** Share of all CPUs busy with other processes just before the run (0..1). */
     busyBeforeStart: number | null;
   };
-  units: { mb: string; rss: string };
+  units: { mb: string; rss: string; inRun: string };
+  /** The default concurrency (W7's is in its WorkloadInfo, each run's in its ToolRun). */
   concurrency: number;
   workloads: WorkloadInfo[];
   runs: ToolRun[];

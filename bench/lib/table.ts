@@ -40,7 +40,7 @@ function render(rows: string[][], rightAligned: Set<number>): string {
 }
 
 export function throughputTable(runs: ToolRun[]): string {
-  const head = ['workload', 'tool', 'images', 'images/s', 'MB/s', 'peak RSS MB', 'CPU ms/image', 'vs imgdl', 'status'];
+  const head = ['workload', 'tool', 'images', 'images/s', 'in-run img/s', 'MB/s', 'peak RSS MB', 'CPU ms/image', 'vs imgdl', 'status'];
   const rows = runs.map((run) => {
     const ok = run.status === 'ok';
     return [
@@ -48,6 +48,7 @@ export function throughputTable(runs: ToolRun[]): string {
       run.tool,
       images(run),
       ok ? int.format(run.imagesPerSec) : '-',
+      ok && run.inRunImagesPerSec !== null ? int.format(run.inRunImagesPerSec) : '-',
       ok ? dec.format(run.mbPerSec) : '-',
       run.peakRssMb > 0 ? int.format(run.peakRssMb) : '-',
       ok && run.cpuMsPerImage !== null ? run.cpuMsPerImage.toFixed(2) : '-',
@@ -55,7 +56,7 @@ export function throughputTable(runs: ToolRun[]): string {
       status(run),
     ];
   });
-  return render([head, ...rows], new Set([2, 3, 4, 5, 6, 7]));
+  return render([head, ...rows], new Set([2, 3, 4, 5, 6, 7, 8]));
 }
 
 function seconds(value: number | null): string {

@@ -2,12 +2,61 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { tally } from './files.ts';
 import { runMeasured, type RunResult } from './proc.ts';
-import { MB, type Status, type ToolRun } from './results.ts';
-import type { RunContext, Tool } from './tools.ts';
+import { MB, type OriginWindow, type Status, type ToolRun } from './results.ts';
+import { workersOf, type RunContext, type Tool } from './tools.ts';
 import type { WorkloadId } from './workloads.ts';
 
 /** A tool that saved fewer than this share of its URLs failed, whatever its exit code. */
 const MIN_SHARE = 0.99;
+const STATS_TIMEOUT_MS = 10_000;
+
+/** `GET /__stats[query]` on the origin's `port`. */
+async function originStats(port: number, query: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`http://127.0.0.1:${port}/__stats${query}`, { signal: AbortSignal.timeout(STATS_TIMEOUT_MS) });
+  if (!response.ok) throw new Error(`origin /__stats: HTTP ${response.status}`);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+function numberOrNull(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+/** Zeroes the origin's counts just before a run; false when the origin did not answer. */
+async function resetOrigin(port: number): Promise<boolean> {
+  try {
+    await originStats(port, '?reset=1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The origin's counts since the reset; null when it did not answer. */
+async function readOrigin(port: number): Promise<OriginWindow | null> {
+  try {
+    const stats = await originStats(port, '');
+    return {
+      images: numberOrNull(stats.images) ?? 0,
+      imagesDone: numberOrNull(stats.imagesDone) ?? 0,
+      maxInFlight: numberOrNull(stats.maxInFlight) ?? 0,
+      firstImageAt: numberOrNull(stats.firstImageAt),
+      lastImageDoneAt: numberOrNull(stats.lastImageDoneAt),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The in-run rate: images saved over the time from the origin's first image request to its last
+ * image response written, so the tool's start-up, list reading and exit are left out.
+ */
+export function inRunRate(files: number, origin: OriginWindow | null): { seconds: number | null; imagesPerSec: number | null } {
+  if (!origin || origin.firstImageAt === null || origin.lastImageDoneAt === null) return { seconds: null, imagesPerSec: null };
+  const seconds = (origin.lastImageDoneAt - origin.firstImageAt) / 1000;
+  if (!(seconds > 0)) return { seconds: null, imagesPerSec: null };
+  return { seconds, imagesPerSec: files >= 2 ? files / seconds : null };
+}
 
 /** The last line of stdout that is a JSON object, if any. */
 export function lastJson(stdout: string): Record<string, unknown> | undefined {
@@ -54,6 +103,8 @@ export interface ThroughputJob {
   capped: boolean;
   ctx: RunContext;
   timeoutMs: number;
+  /** A port of this workload's origin, for its `/__stats` (reset before the run, read after). */
+  statsPort: number | null;
 }
 
 export async function runThroughput(job: ThroughputJob): Promise<ToolRun> {
@@ -63,8 +114,11 @@ export async function runThroughput(job: ThroughputJob): Promise<ToolRun> {
   await mkdir(ctx.outDir, { recursive: true });
   await mkdir(ctx.storageDir, { recursive: true });
 
+  const counted = job.statsPort !== null && (await resetOrigin(job.statsPort));
   const result = await runMeasured(job.tool.command(ctx), job.timeoutMs, ctx.scratchDir);
+  const origin = counted && job.statsPort !== null ? await readOrigin(job.statsPort) : null;
   const saved = await tally(ctx.outDir);
+  const inRun = inRunRate(saved.images, origin);
   const verdict = judge(result, saved.images, job.urls);
   const seconds = result.seconds;
   const run: ToolRun = {
@@ -73,11 +127,15 @@ export async function runThroughput(job: ThroughputJob): Promise<ToolRun> {
     ...verdict,
     urls: job.urls,
     capped: job.capped,
+    concurrency: workersOf(job.tool, ctx.concurrency),
     files: saved.images,
     bytes: saved.imageBytes,
     seconds,
     imagesPerSec: saved.images / seconds,
     mbPerSec: saved.imageBytes / MB / seconds,
+    inRunSeconds: inRun.seconds,
+    inRunImagesPerSec: inRun.imagesPerSec,
+    origin,
     peakRssMb: result.peakRssMb,
     cpuMsPerImage: result.cpuSeconds !== null && saved.images > 0 ? (result.cpuSeconds * 1000) / saved.images : null,
     exitCode: result.exitCode,

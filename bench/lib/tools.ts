@@ -6,8 +6,11 @@ import { delimiter, join } from 'node:path';
 import type { Command } from './proc.ts';
 import type { WorkloadId } from './workloads.ts';
 
-export const CONCURRENCY = 64;
+export { CONCURRENCY } from './workloads.ts';
+
 const PYTHON = '/usr/bin/python3';
+/** requests-threads' pool size (seed 004's), whatever the workload's concurrency. */
+const THREADS = 20;
 
 export type ToolName =
   | 'imgdl'
@@ -27,13 +30,13 @@ export interface RunContext {
   /** The run's temp dir, for small files of the harness's own. */
   scratchDir: string;
   quick: boolean;
+  /** Requests in flight the workload asks for (64, or 512 on W7); each command passes it on. */
+  concurrency: number;
 }
 
 export interface Nominal {
   /** Small images per second with no latency. */
   imagesPerSec: number;
-  /** Requests in flight at once. */
-  workers: number;
   /** Process start-up, seconds. */
   startupS: number;
 }
@@ -46,6 +49,8 @@ export interface Tool {
   cap?: (quick: boolean) => number;
   /** Rough speed on this kind of machine, for the quick run's time budget (not a result). */
   nominal: Nominal;
+  /** Requests in flight by design, whatever the workload's concurrency; absent: `ctx.concurrency`. */
+  fixedWorkers?: number;
   /** Why it cannot run here, with the install command; null when it can. */
   missing: (repoRoot: string) => Promise<string | null>;
   command: (ctx: RunContext) => Command;
@@ -103,10 +108,15 @@ export function imgdlCli(repoRoot: string): string {
   return process.env.IMGDL_BENCH_CLI ?? join(repoRoot, 'bin', 'imgdl.js');
 }
 
+/** Requests a tool has in flight at once on a workload of the given concurrency. */
+export function workersOf(tool: Tool, concurrency: number): number {
+  return tool.fixedWorkers ?? concurrency;
+}
+
 export const TOOLS: Tool[] = [
   {
     name: 'imgdl',
-    nominal: { imagesPerSec: 2000, workers: CONCURRENCY, startupS: 0.6 },
+    nominal: { imagesPerSec: 2000, startupS: 0.6 },
     // never skipped: until the CLI exists its run fails, and that is reported
     missing: async () => null,
     command: (ctx) => ({
@@ -118,7 +128,7 @@ export const TOOLS: Tool[] = [
         '--out',
         ctx.outDir,
         '--concurrency',
-        String(CONCURRENCY),
+        String(ctx.concurrency),
         '--json',
         '--storage',
         ctx.storageDir,
@@ -128,7 +138,7 @@ export const TOOLS: Tool[] = [
   },
   {
     name: 'undici-loop',
-    nominal: { imagesPerSec: 2000, workers: CONCURRENCY, startupS: 0.6 },
+    nominal: { imagesPerSec: 2000, startupS: 0.6 },
     missing: async (repoRoot) => {
       for (const dep of ['undici', 'tsx']) {
         if (!resolvable(repoRoot, dep)) return `${dep} not in node_modules (npm install)`;
@@ -136,29 +146,31 @@ export const TOOLS: Tool[] = [
       return null;
     },
     command: (ctx) =>
-      nodeTs(ctx, join(ctx.benchDir, 'peers', 'undici-loop.ts'), [ctx.list, ctx.outDir, String(CONCURRENCY)]),
+      nodeTs(ctx, join(ctx.benchDir, 'peers', 'undici-loop.ts'), [ctx.list, ctx.outDir, String(ctx.concurrency)]),
   },
   {
     name: 'aiohttp-gather',
-    nominal: { imagesPerSec: 1500, workers: CONCURRENCY, startupS: 0.4 },
+    nominal: { imagesPerSec: 1500, startupS: 0.4 },
     missing: pythonModuleMissing('aiohttp', 'python3-aiohttp'),
     command: (ctx) => ({
       cmd: PYTHON,
-      args: [join(ctx.benchDir, 'peers', 'aiohttp_gather.py'), ctx.list, ctx.outDir, String(CONCURRENCY)],
+      args: [join(ctx.benchDir, 'peers', 'aiohttp_gather.py'), ctx.list, ctx.outDir, String(ctx.concurrency)],
     }),
   },
   {
     name: 'requests-threads',
-    nominal: { imagesPerSec: 550, workers: 20, startupS: 0.3 },
+    nominal: { imagesPerSec: 550, startupS: 0.3 },
+    fixedWorkers: THREADS,
     missing: pythonModuleMissing('requests', 'python3-requests'),
     command: (ctx) => ({
       cmd: PYTHON,
-      args: [join(ctx.benchDir, 'peers', 'requests_threads.py'), ctx.list, ctx.outDir, '20'],
+      args: [join(ctx.benchDir, 'peers', 'requests_threads.py'), ctx.list, ctx.outDir, String(THREADS)],
     }),
   },
   {
     name: 'requests-sequential',
-    nominal: { imagesPerSec: 200, workers: 1, startupS: 0.3 },
+    nominal: { imagesPerSec: 200, startupS: 0.3 },
+    fixedWorkers: 1,
     only: ['W2'],
     cap: (quick) => (quick ? 200 : 1_000),
     missing: pythonModuleMissing('requests', 'python3-requests'),
@@ -169,7 +181,7 @@ export const TOOLS: Tool[] = [
   },
   {
     name: 'aria2c',
-    nominal: { imagesPerSec: 350, workers: CONCURRENCY, startupS: 0.1 },
+    nominal: { imagesPerSec: 350, startupS: 0.1 },
     missing: binaryMissing('aria2c', 'aria2'),
     command: (ctx) => ({
       cmd: 'aria2c',
@@ -177,7 +189,7 @@ export const TOOLS: Tool[] = [
         '--input-file',
         ctx.list,
         '--max-concurrent-downloads',
-        String(CONCURRENCY),
+        String(ctx.concurrency),
         '--max-connection-per-server',
         '1',
         '--dir',
@@ -193,12 +205,12 @@ export const TOOLS: Tool[] = [
   },
   {
     name: 'wget2',
-    nominal: { imagesPerSec: 1200, workers: CONCURRENCY, startupS: 0.1 },
+    nominal: { imagesPerSec: 1200, startupS: 0.1 },
     missing: binaryMissing('wget2', 'wget2'),
     command: (ctx) => ({
       cmd: 'wget2',
       args: [
-        `--max-threads=${CONCURRENCY}`,
+        `--max-threads=${ctx.concurrency}`,
         '--input-file',
         ctx.list,
         '--directory-prefix',

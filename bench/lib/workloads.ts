@@ -4,8 +4,14 @@ import { once } from 'node:events';
 
 export const SMALL_BYTES = 12 * 1024;
 export const LARGE_BYTES = 5 * 1024 * 1024;
+/** Requests in flight per tool (the CLI's default concurrency), on every workload but W7. */
+export const CONCURRENCY = 64;
+/** W7's concurrency: W2 again, eight times wider. */
+export const HIGH_CONCURRENCY = 512;
+/** The origin's latency per response on W2 and W7, ms. */
+export const LATENCY_MS = 50;
 
-export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W4' | 'W5' | 'W6';
+export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W4' | 'W5' | 'W6' | 'W7';
 
 /** How the origin for a workload is started. */
 export interface OriginSpec {
@@ -19,6 +25,8 @@ export interface Workload {
   title: string;
   count: number;
   origin: OriginSpec;
+  /** Requests in flight each tool is asked for (a tool with a fixed worker count keeps its own). */
+  concurrency: number;
   /** W4 runs imgdl alone in the background-and-interrupt mode. */
   mode: 'throughput' | 'scale';
 }
@@ -30,22 +38,40 @@ interface Sizes {
   W4: number;
   W5: number;
   W6: number;
+  W7: number;
 }
 
 // W6 is W1 ten times over, for imgdl alone: its CPU time per image should not grow with the size of the run.
-const FULL: Sizes = { W1: 20_000, W2: 5_000, W3: 200, W4: 1_000_000, W5: 20_000, W6: 200_000 };
-const QUICK: Sizes = { W1: 2_000, W2: 1_000, W3: 20, W4: 100_000, W5: 2_000, W6: 20_000 };
+// W7 is W2 at concurrency 512 (same origin process), with twice W2's URLs so that the run is not all ramp-up.
+const FULL: Sizes = { W1: 20_000, W2: 5_000, W3: 200, W4: 1_000_000, W5: 20_000, W6: 200_000, W7: 10_000 };
+const QUICK: Sizes = { W1: 2_000, W2: 1_000, W3: 20, W4: 100_000, W5: 2_000, W6: 20_000, W7: 2_000 };
 
 export function workloads(quick: boolean): Workload[] {
   const n = quick ? QUICK : FULL;
   const small = (latencyMs: number, ports: number): OriginSpec => ({ bytes: SMALL_BYTES, latencyMs, ports });
+  const c = CONCURRENCY;
   return [
-    { id: 'W1', title: 'many small', count: n.W1, origin: small(0, 1), mode: 'throughput' },
-    { id: 'W2', title: 'latency', count: n.W2, origin: small(50, 1), mode: 'throughput' },
-    { id: 'W3', title: 'large', count: n.W3, origin: { bytes: LARGE_BYTES, latencyMs: 0, ports: 1 }, mode: 'throughput' },
-    { id: 'W4', title: 'scale', count: n.W4, origin: small(0, 1), mode: 'scale' },
-    { id: 'W5', title: 'many hosts', count: n.W5, origin: small(0, 50), mode: 'throughput' },
-    { id: 'W6', title: 'many small ×10', count: n.W6, origin: small(0, 1), mode: 'throughput' },
+    { id: 'W1', title: 'many small', count: n.W1, origin: small(0, 1), concurrency: c, mode: 'throughput' },
+    { id: 'W2', title: 'latency', count: n.W2, origin: small(LATENCY_MS, 1), concurrency: c, mode: 'throughput' },
+    {
+      id: 'W3',
+      title: 'large',
+      count: n.W3,
+      origin: { bytes: LARGE_BYTES, latencyMs: 0, ports: 1 },
+      concurrency: c,
+      mode: 'throughput',
+    },
+    { id: 'W4', title: 'scale', count: n.W4, origin: small(0, 1), concurrency: c, mode: 'scale' },
+    { id: 'W5', title: 'many hosts', count: n.W5, origin: small(0, 50), concurrency: c, mode: 'throughput' },
+    { id: 'W6', title: 'many small ×10', count: n.W6, origin: small(0, 1), concurrency: c, mode: 'throughput' },
+    {
+      id: 'W7',
+      title: 'latency ×512',
+      count: n.W7,
+      origin: small(LATENCY_MS, 1),
+      concurrency: HIGH_CONCURRENCY,
+      mode: 'throughput',
+    },
   ];
 }
 
