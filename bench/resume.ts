@@ -20,7 +20,7 @@
  * Writes bench/results/resume-<date>.json and prints a table. Every child process and wait is bounded; the origin
  * and temp folder are removed on any way out.
  */
-import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { listImages, NewImageWatch, tally } from './lib/files.ts';
 import { cpuBusyShare, machine } from './lib/machine.ts';
-import { killAll, killGroup, startMeasured, startService, waitExit, type Command, type Measured, type RunResult } from './lib/proc.ts';
+import { cleanUpOnExit, killAll, killGroup, startMeasured, startService, waitExit, type Command, type Measured, type RunResult } from './lib/proc.ts';
 import { imgdlCli } from './lib/tools.ts';
 import { writeUrlList } from './lib/workloads.ts';
 
@@ -535,17 +535,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const o = readOptions();
   const tmp = mkdtempSync(join(os.tmpdir(), 'imgdl-bench-resume-'));
-  const cleanup = (): void => {
-    killAll();
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  process.on('exit', cleanup);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(signal, () => {
-      process.stderr.write(`\nbench/resume: ${signal}, cleaning up\n`);
-      process.exit(130);
-    });
-  }
+  cleanUpOnExit(tmp, 'bench/resume');
 
   const busy = await cpuBusyShare(300);
   const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100);

@@ -6,14 +6,14 @@
  * Self-contained and bounded: every tool run has a timeout, the origins and temp dirs are
  * removed at the end, on an error and on Ctrl-C. `bash bench/setup.sh` installs the peers.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuBusyShare, machine } from './lib/machine.ts';
-import { killAll, startService } from './lib/proc.ts';
+import { cleanUpOnExit, killAll, startService } from './lib/proc.ts';
 import type { BenchReport, ScaleRun, Skipped, ToolRun } from './lib/results.ts';
 import { runScale } from './lib/scale.ts';
 import { budgetVeto, planJobs, type Job } from './lib/schedule.ts';
@@ -78,21 +78,6 @@ function readOptions(): Options {
   const tools = values.tools ? values.tools.split(',').map((s) => s.trim()) : TOOL_NAMES;
   for (const t of tools) if (!TOOL_NAMES.includes(t as ToolName)) fail(`unknown tool ${t} (expected ${TOOL_NAMES.join(', ')})`);
   return { quick: values.quick ?? false, only: only as WorkloadId[], tools: tools as ToolName[] };
-}
-
-/** Removes the temp dir and kills every child on any way out, including Ctrl-C. */
-function installCleanup(tmp: string): void {
-  const cleanup = (): void => {
-    killAll();
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  process.on('exit', cleanup);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(signal, () => {
-      process.stderr.write(`\nbench: ${signal}, cleaning up\n`);
-      process.exit(130);
-    });
-  }
 }
 
 async function detectTools(names: ToolName[]): Promise<{ available: Tool[]; skipped: Skipped[] }> {
@@ -314,7 +299,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const options = readOptions();
   const tmp = mkdtempSync(join(os.tmpdir(), 'imgdl-bench-'));
-  installCleanup(tmp);
+  cleanUpOnExit(tmp, 'bench');
 
   const busy = await cpuBusyShare(300);
   if (busy !== null && busy > 0.25) {

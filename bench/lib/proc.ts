@@ -34,6 +34,23 @@ export function killAll(): void {
   live.clear();
 }
 
+/**
+ * Removes `tmp` and kills every child on any way out of the process, including Ctrl-C (`name` prefixes the note
+ * printed on a signal).
+ */
+export function cleanUpOnExit(tmp: string, name: string): void {
+  process.on('exit', () => {
+    killAll();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      process.stderr.write(`\n${name}: ${signal}, cleaning up\n`);
+      process.exit(130);
+    });
+  }
+}
+
 function track(child: ChildProcess): void {
   live.add(child);
   child.once('exit', () => live.delete(child));
