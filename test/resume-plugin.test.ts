@@ -91,14 +91,20 @@ const isPage = (e: LogEntry) => e.path.startsWith('/gal/');
 const isImage = (e: LogEntry) => e.path.startsWith('/img/');
 const pageNumber = (e: LogEntry) => Number(e.path.slice('/gal/'.length));
 
+/** Serves the gallery on `origin`; the folder and the `imgdl run gallery` arguments of one run against it. */
+function galleryRun(origin: Origin) {
+  serveGallery(origin);
+  const dir = tmpDir('imgdl-resume-plugin-');
+  const out = path.join(dir, 'out');
+  const args = ['run', 'gallery', pageUrl(origin, 1), '--out', out, '--storage', path.join(dir, 'state'), '-c', String(CONCURRENCY), '--quiet'];
+  return { dir, out, args };
+}
+
 /** Runs the gallery with the CLI, stops it with `signal` part-way, and gathers what the two runs did. */
 async function interruptAndResume(signal: 'SIGKILL' | 'SIGINT') {
   const origin = await startOrigin({ latencyMs: LATENCY_MS });
   try {
-    serveGallery(origin);
-    const dir = tmpDir('imgdl-resume-plugin-');
-    const out = path.join(dir, 'out');
-    const args = ['run', 'gallery', pageUrl(origin, 1), '--out', out, '--storage', path.join(dir, 'state'), '-c', String(CONCURRENCY), '--quiet'];
+    const { dir, out, args } = galleryRun(origin);
 
     const first = start(args, dir);
     // Stop with some images saved and a page in flight (its response not yet sent).
@@ -231,10 +237,7 @@ test(
   async () => {
     const origin = await startOrigin({ latencyMs: LATENCY_MS });
     try {
-      serveGallery(origin);
-      const dir = tmpDir('imgdl-resume-plugin-');
-      const out = path.join(dir, 'out');
-      const args = ['run', 'gallery', pageUrl(origin, 1), '--out', out, '--storage', path.join(dir, 'state'), '-c', String(CONCURRENCY), '--quiet'];
+      const { dir, out, args } = galleryRun(origin);
       for (let k = 1; k <= 3; k++) {
         const from = origin.log.length;
         const run = start(args, dir);
