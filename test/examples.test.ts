@@ -2,11 +2,11 @@
 // against the fixture origin: exit codes, printed lines and files. Each runtime serves its own copy of the
 // flags layout (/<runtime>/flags/{cc}/{cc}.gif), so request counts (for "nothing fetched twice") never mix.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { listFiles, readJsonl, REPO_ROOT, tmpDir } from './helpers/cli.ts';
+import { listFiles, readJsonl, REPO_ROOT, runProcess, tmpDir, type CliResult } from './helpers/cli.ts';
 import { gif } from './helpers/images.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 
@@ -41,12 +41,7 @@ const RUNTIMES: Runtime[] = [
   runtime('deno', bin('deno'), ['run', '-A']),
 ];
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
+type Run = CliResult;
 
 /** Runs examples/<name>.ts with `args` in `cwd`; never rejects, never outlives SPAWN_TIMEOUT_MS. */
 function runExample(rt: Runtime, name: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
@@ -54,26 +49,7 @@ function runExample(rt: Runtime, name: string, args: string[], cwd: string, env:
   // Run state and origins come from the test only.
   for (const key of ['IMGDL_STORAGE', 'CRAWLEE_STORAGE_DIR', 'IMGDL_BASE_URL']) if (!(key in env)) delete childEnv[key];
   const script = path.join(REPO_ROOT, 'examples', `${name}.ts`);
-  const child = spawn(rt.command, [...rt.args, script, ...args], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  let timedOut = false;
-  const killer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, SPAWN_TIMEOUT_MS);
-  return new Promise((resolve) => {
-    child.once('error', (error) => {
-      clearTimeout(killer);
-      resolve({ code: null, stdout, stderr: `${stderr}\n[spawn failed: ${error.message}]`, timedOut });
-    });
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr: timedOut ? `${stderr}\n[killed after ${SPAWN_TIMEOUT_MS} ms]` : stderr, timedOut });
-    });
-  });
+  return runProcess(rt.command, [...rt.args, script, ...args], { cwd, env: childEnv, timeoutMs: SPAWN_TIMEOUT_MS });
 }
 
 /** The run's output, for assertion messages. */

@@ -3,12 +3,12 @@
 // on all three. Also the pieces that make that so, in process: the fetch-based HTTP client (what Bun uses) and
 // the choice between it and undici.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BIN, listFiles, readJsonl, REPO_ROOT, tmpDir } from './helpers/cli.ts';
+import { BIN, listFiles, readJsonl, REPO_ROOT, runProcess, tmpDir, type CliResult } from './helpers/cli.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { createFetchClient } from '../src/http/fetch-client.ts';
 import { httpClientKind, undiciUsable, type HttpResponse } from '../src/http/client.ts';
@@ -44,38 +44,14 @@ const RUNTIMES: Runtime[] = [
   runtime('deno', bin('deno'), ['run', '-A'], 'undici'),
 ];
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+type Run = CliResult;
 
 /** Runs `script args` on a runtime; never rejects, never outlives SPAWN_TIMEOUT_MS. */
 function spawnOn(rt: Runtime, script: string, args: string[], cwd: string): Promise<Run> {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' };
   // State goes where the test says, and the client is the one the runtime picks by itself.
   for (const key of ['IMGDL_STORAGE', 'CRAWLEE_STORAGE_DIR', 'IMGDL_HTTP']) delete env[key];
-  const started = Date.now();
-  const child = spawn(rt.command, [...rt.args, script, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const killer = setTimeout(() => {
-    stderr += `\n[killed after ${SPAWN_TIMEOUT_MS} ms]`;
-    child.kill('SIGKILL');
-  }, SPAWN_TIMEOUT_MS);
-  return new Promise((resolve) => {
-    child.once('error', (error) => {
-      clearTimeout(killer);
-      resolve({ code: null, stdout, stderr: `${stderr}\n[spawn failed: ${error.message}]`, ms: Date.now() - started });
-    });
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
+  return runProcess(rt.command, [...rt.args, script, ...args], { cwd, env, timeoutMs: SPAWN_TIMEOUT_MS });
 }
 
 const show = (r: Run) => `exit ${r.code} after ${r.ms} ms\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;

@@ -36,14 +36,26 @@ export interface CliOptions {
 
 /** Runs `imgdl ...args` with the current Node; never rejects, never outlives `timeoutMs`. */
 export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  const started = Date.now();
   // Run state must never land in the repo's ./storage, whatever the caller's environment says.
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env['IMGDL_STORAGE'];
   delete env['CRAWLEE_STORAGE_DIR'];
   Object.assign(env, opts.env);
-  const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return runProcess(process.execPath, [opts.bin ?? BIN, ...args], { cwd: opts.cwd, env, timeoutMs: opts.timeoutMs });
+}
+
+/**
+ * Runs `command ...args` with exactly `env`, capturing its output and peak RSS; never rejects, never outlives
+ * `timeoutMs` (default 60 s: then it is killed with SIGKILL and `timedOut` is set).
+ */
+export function runProcess(
+  command: string,
+  args: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<CliResult> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const started = Date.now();
+  const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -70,11 +82,11 @@ export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
     const done = (code: number | null, signal: NodeJS.Signals | null): void => {
       clearInterval(sampler);
       clearTimeout(killer);
-      if (timedOut) stderr += `\n[runCli] killed after ${timeoutMs} ms`;
+      if (timedOut) stderr += `\n[killed after ${timeoutMs} ms]`;
       resolve({ code, signal, stdout, stderr, peakRssKb, ms: Date.now() - started, timedOut });
     };
     child.once('error', (error) => {
-      stderr += `\n[runCli] spawn failed: ${error.message}`;
+      stderr += `\n[spawn failed: ${error.message}]`;
       done(null, null);
     });
     // 'close' (not 'exit'): both pipes are drained by then, so stdout and stderr are complete.
