@@ -21,8 +21,8 @@ import { renderSvg } from './lib/svg.ts';
 import { scaleLines, targetLines, throughputTable } from './lib/table.ts';
 import { checkTargets } from './lib/targets.ts';
 import { runThroughput } from './lib/throughput.ts';
-import { CONCURRENCY, TOOL_NAMES, TOOLS, workersOf, type RunContext, type Tool, type ToolName } from './lib/tools.ts';
-import { originKey, workloads, writeUrlList, type OriginSpec, type Workload, type WorkloadId } from './lib/workloads.ts';
+import { TOOL_NAMES, TOOLS, workersOf, type RunContext, type Tool, type ToolName } from './lib/tools.ts';
+import { CONCURRENCY, originKey, workloads, writeUrlList, type OriginSpec, type Workload, type WorkloadId } from './lib/workloads.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = dirname(benchDir);

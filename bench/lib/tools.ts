@@ -6,8 +6,6 @@ import { delimiter, join } from 'node:path';
 import type { Command } from './proc.ts';
 import type { WorkloadId } from './workloads.ts';
 
-export { CONCURRENCY } from './workloads.ts';
-
 const PYTHON = '/usr/bin/python3';
 /** requests-threads' pool size (seed 004's), whatever the workload's concurrency. */
 const THREADS = 20;
