@@ -26,9 +26,16 @@ export interface DownloadOptions {
   maxRetryAfter?: number;
   /** The User-Agent header. */
   userAgent?: string;
+  /**
+   * Refuse every request and redirect to a host that is or resolves to a loopback, private, link-local,
+   * unique-local, CGNAT, unspecified, multicast or otherwise non-public address (`private_address`): for a
+   * service that fetches URLs its users give. @default false
+   */
+  blockPrivateNetwork?: boolean;
 }
 
-function integer(name: string, value: unknown, min: number): number {
+/** An integer option ≥ `min` (a string of digits is accepted, as the CLI passes it); a UsageError naming it otherwise. */
+export function integer(name: string, value: unknown, min: number): number {
   if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) value = Number(value);
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw new UsageError(`Expected \`${name}\` to be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
@@ -52,7 +59,7 @@ function size(name: string, value: unknown): number {
   return parsed;
 }
 
-const KNOWN = new Set(['concurrency', 'perHost', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent']);
+const KNOWN = new Set(['concurrency', 'perHost', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork']);
 
 /** Validates user options up front (before any network work) and fills in defaults. */
 export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
@@ -75,6 +82,10 @@ export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
   if (given('userAgent')) {
     if (typeof options.userAgent !== 'string' || !options.userAgent) throw new UsageError('Expected `userAgent` to be a non-empty string');
     o.userAgent = options.userAgent;
+  }
+  if (given('blockPrivateNetwork')) {
+    if (typeof options.blockPrivateNetwork !== 'boolean') throw new UsageError(`Expected \`blockPrivateNetwork\` to be a boolean, got ${JSON.stringify(options.blockPrivateNetwork)}`);
+    o.blockPrivateNetwork = options.blockPrivateNetwork;
   }
   // A stall can never be allowed longer than the whole attempt.
   o.stallTimeoutMs = Math.min(o.stallTimeoutMs, o.timeoutMs);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
 import { createHttpClient, type HttpClient } from '../http/client.ts';
+import { redact, splitCredentials } from '../http/credentials.ts';
 import { KeyedLimiter } from '../http/limits.ts';
 import { Cancelled, dimensions, fetchImage, imageName, parseUrl, type FetchContext, type Fetched } from '../core/download.ts';
 import { disambiguate, shortHash } from '../core/naming.ts';
@@ -130,6 +131,7 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
       connectionsPerHost: this.options.perHost,
       connectTimeoutMs: this.options.connectTimeoutMs,
       stallTimeoutMs: this.options.stallTimeoutMs,
+      blockPrivateNetwork: this.options.blockPrivateNetwork,
     });
     this.hosts = new KeyedLimiter(this.options.perHost);
     this.limit = pLimit(this.options.concurrency);
@@ -262,11 +264,16 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
   /** Runs one job; whatever goes wrong becomes a failed result with a reason code. */
   private async guard<R>(job: Job, ctx: FetchContext, work: (job: Job, url: URL, ctx: FetchContext) => Promise<R>): Promise<R | ImageFailed> {
     try {
+      // Results show the URL with its password as `***`; the password itself only goes into the request's header.
+      const raw = job.url;
+      job.url = redact(raw);
       if (ctx.signal.aborted) throw new Cancelled('stopped');
-      const url = parseUrl(job.url);
+      const url = parseUrl(raw);
       // A #fragment never reaches the server.
       url.hash = '';
-      return await work(job, url, ctx);
+      if (url.username === '' && url.password === '') return await work(job, url, ctx);
+      const { url: sent, authorization } = splitCredentials(url);
+      return await work(job, sent, { ...ctx, authorization });
     } catch (error) {
       if (error instanceof Cancelled || ctx.signal.aborted) {
         // The caller sees the abort itself (from `stream`); this result is never yielded.

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import sanitize from 'sanitize-filename';
+import { redact } from '../http/credentials.ts';
 
 /** Where run state lives: --storage, else CRAWLEE_STORAGE_DIR (Crawlee's own variable), else ./storage. */
 export function storageDir(explicit?: string): string {
@@ -55,7 +56,9 @@ export function writeRunInfo(dir: string, info: RunInfo): void {
 export function markRunStarted(dir: string, run: { name: string; kind: string; command: string[]; outDir: string }): RunInfo | undefined {
   const before = readRunInfo(dir);
   const now = new Date().toISOString();
-  writeRunInfo(dir, { ...run, cwd: process.cwd(), createdAt: before?.createdAt ?? now, updatedAt: now, finished: false });
+  // Never a password on disk: a URL in the command keeps its user name, its password becomes `***`.
+  const command = run.command.map(redact);
+  writeRunInfo(dir, { ...run, command, cwd: process.cwd(), createdAt: before?.createdAt ?? now, updatedAt: now, finished: false });
   return before;
 }
 

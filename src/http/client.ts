@@ -1,5 +1,6 @@
 import * as undici from 'undici';
 import { runtime, runtimeVersion } from '../runtime.ts';
+import { guardedLookup } from './address.ts';
 import { createFetchClient } from './fetch-client.ts';
 
 type Undici = typeof undici;
@@ -30,6 +31,8 @@ export interface HttpClientOptions {
   connectTimeoutMs: number;
   /** Longest wait for headers, and longest gap between body chunks. */
   stallTimeoutMs: number;
+  /** Connect only to public addresses (host names are checked as they are resolved, at connect time). */
+  blockPrivateNetwork?: boolean;
 }
 
 /** Which HTTP client a run uses: `undici` (an Agent with a keep-alive pool) or `fetch` (the runtime's own). */
@@ -70,7 +73,9 @@ function undiciClient({ Agent, request }: Undici, options: HttpClientOptions): H
     keepAliveMaxTimeout: 60_000,
     headersTimeout: options.stallTimeoutMs,
     bodyTimeout: options.stallTimeoutMs,
-    connect: { timeout: options.connectTimeoutMs },
+    // With blockPrivateNetwork, the lookup of every connection drops non-public addresses: the address checked is
+    // the address connected to. (Literal IP hosts are never looked up: follow() checks those before each hop.)
+    connect: { timeout: options.connectTimeoutMs, ...(options.blockPrivateNetwork ? { lookup: guardedLookup } : {}) },
   });
   return {
     async get(url, { signal, headers }) {

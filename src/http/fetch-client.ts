@@ -1,4 +1,5 @@
 import { DownloadError } from '../errors.ts';
+import { checkResolvedHost } from './address.ts';
 import type { HttpClient, HttpClientOptions, HttpResponse } from './client.ts';
 
 /** Body bytes read (at most) to let a connection be reused when a body is discarded; past this it is cancelled. */
@@ -39,6 +40,10 @@ export function createFetchClient(options: FetchClientOptions): HttpClient {
   return {
     async get(url, { signal, headers }) {
       if (signal.aborted) throw signal.reason;
+      // fetch cannot be given a lookup, so the host is resolved and checked here, before each hop. This leaves a
+      // DNS-rebinding window: fetch resolves the name again, and a hostile DNS server may answer differently then.
+      // (The undici client has none: it checks the very addresses it connects to.)
+      if (options.blockPrivateNetwork) await checkResolvedHost(url);
       const controller = new AbortController();
       open.add(controller);
       const forward = (): void => controller.abort(signal.reason);
