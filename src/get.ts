@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './errors.ts';
 import { Engine, FAILURES_FILE, METADATA_FILE, type ItemInput, type Progress, type Summary } from './core/engine.ts';
-import { readList } from './core/input.ts';
+import { isBinary, readList } from './core/input.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from './core/runs.ts';
+import { redact, REDACTED } from './http/credentials.ts';
 import { resolveOptions, type DownloadOptions } from './options.ts';
 import type { ImageRecord } from './core/download.ts';
 import type { ReasonCode } from './errors.ts';
@@ -63,19 +64,36 @@ export function planGet(options: GetOptions) {
       } catch {
         throw new UsageError(`Cannot read the list ${input}: no such readable file (and not a URL)`);
       }
+      checkTextList(input);
       lists.push(path.resolve(input));
     }
   }
   const firstList = lists.find((l) => l !== '-');
   const outDir = path.resolve(options.out ?? (firstList ? path.basename(firstList, path.extname(firstList)) : 'downloads'));
   const label = firstList ? path.basename(firstList, path.extname(firstList)) : 'urls';
-  // Items join the identity only when given, so a CLI run's name stays what it always was.
-  const identity = items.length > 0 ? { lists, urls, outDir, items: createHash('sha256').update(JSON.stringify(items)).digest('hex') } : { lists, urls, outDir };
+  // Items join the identity only when given, so a CLI run's name stays what it always was. URLs count with their
+  // password as `***`: the same command with or without the password is the same run.
+  const shown = urls.map(redact);
+  const shownItems = items.map((item) => ({ ...item, url: redact(item.url) }));
+  const identity = items.length > 0 ? { lists, urls: shown, outDir, items: createHash('sha256').update(JSON.stringify(shownItems)).digest('hex') } : { lists, urls: shown, outDir };
   const run = options.run ? safeRunName(options.run) : deriveRunName('get', label, identity);
   if (!run) throw new UsageError(`Expected \`run\` to be a usable name, got ${JSON.stringify(options.run)}`);
   const stateDir = path.join(runsDir(storageDir(options.storage)), run);
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new UsageError('Expected `onProgress` to be a function');
   return { lists, urls, items, outDir, run, stateDir, engineOptions: resolveOptions(pick(options)) };
+}
+
+/** A list is text: a file holding binary data (an image or archive given by mistake) is refused before any work. */
+function checkTextList(file: string): void {
+  const head = Buffer.alloc(64 * 1024);
+  const fd = fs.openSync(file, 'r');
+  let n: number;
+  try {
+    n = fs.readSync(fd, head, 0, head.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (isBinary(head.subarray(0, n))) throw new UsageError(`${file} is not a list of URLs: it holds binary data (give a text file, one URL a line)`);
 }
 
 function toItem(input: unknown, i: number): ItemInput {
@@ -97,19 +115,21 @@ function pick(options: GetOptions): DownloadOptions {
 /** Downloads lists and URLs into a folder; continues the run if it was interrupted. */
 export async function get(options: GetOptions): Promise<Summary> {
   const plan = planGet(options);
-  if (options.fresh) await fs.promises.rm(plan.stateDir, { recursive: true, force: true });
-  const info = markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...(options.inputs ?? [])], outDir: plan.outDir });
-  // Once a run has read all of its inputs, a resume does not read them again, unless a list file changed
-  // since (lines appended to a list are fetched by the next run; re-adding the others is a no-op).
-  const ingested = info !== undefined && readIngested(plan.stateDir) === fingerprint(plan.lists);
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
+    name: plan.run,
     options: plan.engineOptions,
-    items: ingested ? undefined : inputs(plan.items, plan.lists, plan.urls, plan.stateDir),
+    items: inputs(plan.items, plan.lists, plan.urls),
+    // Once a run has read all of its inputs, a resume does not read them again, unless a list file changed since
+    // (lines appended to a list are fetched by the next run; re-adding the others is a no-op). A list on stdin
+    // cannot be known without reading it, so it is always read.
+    ingestKey: plan.lists.includes('-') ? undefined : fingerprint(plan.lists),
     retryFailed: options.retryFailed,
+    fresh: options.fresh,
     signal: options.signal,
   });
+  markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...(options.inputs ?? [])], outDir: plan.outDir });
   options.onStart?.(engine);
   if (options.onProgress) engine.onProgress(options.onProgress);
   const summary = await engine.run();
@@ -117,21 +137,16 @@ export async function get(options: GetOptions): Promise<Summary> {
   return summary;
 }
 
-async function* inputs(items: ItemInput[], lists: string[], urls: string[], stateDir: string): AsyncGenerator<ItemInput> {
+async function* inputs(items: ItemInput[], lists: string[], urls: string[]): AsyncGenerator<ItemInput> {
   yield* items;
   for (const url of urls) yield { url };
-  const before = fingerprint(lists);
   for (const list of lists) yield* readList(list);
-  fs.writeFileSync(path.join(stateDir, INGESTED), before);
 }
 
-const INGESTED = 'ingested';
-
-/** Size and modification time of each list file, as they were when the run last read them all. */
+/** Size and modification time of each list file, as they were before the run read them all. */
 function fingerprint(lists: string[]): string {
   return JSON.stringify(
     lists.map((list) => {
-      if (list === '-') return '-';
       try {
         const stat = fs.statSync(list);
         return [list, stat.size, stat.mtimeMs];
@@ -140,14 +155,6 @@ function fingerprint(lists: string[]): string {
       }
     }),
   );
-}
-
-function readIngested(stateDir: string): string | undefined {
-  try {
-    return fs.readFileSync(path.join(stateDir, INGESTED), 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 /** One URL's outcome in a folder download, in input order. */
@@ -184,7 +191,7 @@ export async function download(
     const url = normalizeUrl(raw);
     const record = records.get(url);
     if (record) return { status: 'saved', ok: true, index, url, file: record.file, path: path.join(summary.outDir, record.file), record };
-    const failure = failures.get(url) ?? failures.get(raw);
+    const failure = failures.get(url) ?? failures.get(redact(raw));
     if (failure) return { status: 'failed', ok: false, index, url, code: failure.code, httpStatus: failure.status, message: failure.message };
     return { status: 'pending', ok: false, index, url };
   });
@@ -196,9 +203,11 @@ function normalizeUrl(raw: string): string {
   try {
     const url = new URL(raw.trim());
     url.hash = '';
+    // Stored (and shown) with its password as `***`.
+    if (url.password !== '') url.password = REDACTED;
     return url.href;
   } catch {
-    return raw;
+    return redact(raw);
   }
 }
 

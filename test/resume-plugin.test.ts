@@ -84,7 +84,7 @@ async function waitFor(what: string, check: () => boolean, ms = RUN_LIMIT_MS): P
 /** Images in the output folder (not the .jsonl files, not the temp folder). */
 function savedImages(out: string): string[] {
   if (!fs.existsSync(out)) return [];
-  return fs.readdirSync(out, { withFileTypes: true }).filter((e) => e.isFile() && !e.name.endsWith('.jsonl')).map((e) => e.name);
+  return fs.readdirSync(out, { withFileTypes: true }).filter((e) => e.isFile() && !e.name.endsWith('.jsonl') && !e.name.startsWith('.')).map((e) => e.name);
 }
 
 const isPage = (e: LogEntry) => e.path.startsWith('/gal/');

@@ -1,4 +1,6 @@
 // Helpers shared by the CLI commands.
+import { redact } from '../http/credentials.ts';
+import type { Summary } from '../core/engine.ts';
 
 /**
  * Prints a line of information (summary, hints) on stderr. Not console.error: Bun colours that red on a terminal,
@@ -29,6 +31,31 @@ export function onSignals(stop: AbortController, resume: () => string): () => vo
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
   };
+}
+
+/** Exit status when the run stopped because the disk was full (sysexits' EX_TEMPFAIL: try again later). */
+export const EXIT_DISK_FULL = 75;
+
+/**
+ * The last line (when the run did not end normally) and the exit status: 75 and one line saying what could not be
+ * written when the disk filled up, 130 when interrupted, 1 when some image failed or is still pending, else 0.
+ */
+export function exitStatus(summary: Summary, resume: string): number {
+  if (summary.stopped) {
+    const unread = summary.stopped.unread ? ' (and the rest of the list not yet read)' : '';
+    note(`imgdl: stopped: ${summary.stopped.message}; ${summary.pending} images pending${unread}. Make room, then run again: ${resume}`);
+    return EXIT_DISK_FULL;
+  }
+  if (summary.interrupted) {
+    note(`Resume with: ${resume}`);
+    return 130;
+  }
+  return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
+}
+
+/** `imgdl ARGS…` as a shell command to show, with every URL's password as `***` (imgdl never shows or keeps one). */
+export function commandLine(argv: string[]): string {
+  return `imgdl ${argv.map((arg) => shellQuote(redact(arg))).join(' ')}`;
 }
 
 export function shellQuote(arg: string): string {

@@ -1,10 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { get } from '../get.ts';
-import { note, numberOrUndefined, onSignals, shellQuote } from './common.ts';
+import { commandLine, exitStatus, note, numberOrUndefined, onSignals } from './common.ts';
 import { formatSummary, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
-import { cmdNew, cmdPlugins, cmdRun, NEW_HELP, PLUGINS_HELP, RUN_FLAGS, RUN_HELP } from './plugin-commands.ts';
+import { cmdNew, cmdPlugins, cmdRun, LIMIT_FLAGS, NEW_HELP, PLUGINS_HELP, RUN_FLAGS, RUN_HELP } from './plugin-commands.ts';
 import type { Summary } from '../core/engine.ts';
 
 export const VERSION = '0.1.0';
@@ -33,6 +33,7 @@ Options:
       --max-redirects N    redirects followed (default 10)
       --max-retry-after S  longest Retry-After waited for (default 120)
       --user-agent UA      User-Agent header
+      --block-private      refuse hosts that are or resolve to loopback, private or other non-public addresses
       --run NAME           run name (default: derived from the list and output folder)
       --storage DIR        where run state is kept (default ./storage, or $CRAWLEE_STORAGE_DIR)
       --fresh              forget this run's state and start over
@@ -41,7 +42,8 @@ Options:
   -q, --quiet              no progress output
   -h, --help               this help
 
-Exit status: 0 all saved, 1 some failed, 2 bad usage or unreadable list, 130 interrupted.`;
+Exit status: 0 all saved, 1 some failed, 2 bad usage or unreadable list, 75 stopped by a full disk
+(run again once there is room), 130 interrupted.`;
 
 const HELP = `imgdl ${VERSION}: get images off the web in bulk, fast, safely and resumably.
 
@@ -104,7 +106,7 @@ async function cmdGet(args: string[]): Promise<number> {
     return 0;
   }
   const stop = new AbortController();
-  const stopOnSignal = onSignals(stop, () => `imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
+  const stopOnSignal = onSignals(stop, () => commandLine(['get', ...args]));
   let endProgress: (() => void) | undefined;
   let summary: Summary;
   try {
@@ -122,6 +124,7 @@ async function cmdGet(args: string[]): Promise<number> {
       maxRedirects: numberOrUndefined(values['max-redirects']),
       maxRetryAfter: numberOrUndefined(values['max-retry-after']),
       userAgent: values['user-agent'],
+      blockPrivateNetwork: values['block-private'] === true ? true : undefined,
       run: values.run,
       storage: values.storage,
       fresh: values.fresh,
@@ -139,15 +142,13 @@ async function cmdGet(args: string[]): Promise<number> {
   }
   if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
   if (!values.quiet) note(formatSummary(summary));
-  if (summary.interrupted) note(`Resume with: imgdl ${['get', ...args].map(shellQuote).join(' ')}`);
-  if (summary.interrupted) return 130;
-  return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
+  return exitStatus(summary, commandLine(['get', ...args]));
 }
 
 /** Option names in library messages (``Expected `maxBytes` …``) as the flags a CLI user typed (`--max-bytes`). */
 export function asFlags(message: string): string {
   return message.replace(/`([a-z][A-Za-z]*)`/g, (whole, name: string) => {
     const flag = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-    return flag in DOWNLOAD_FLAGS ? `\`--${flag}\`` : whole;
+    return flag in DOWNLOAD_FLAGS || flag in LIMIT_FLAGS ? `\`--${flag}\`` : whole;
   });
 }

@@ -7,7 +7,7 @@ import { builtinNames, listPlugins, loadPlugin, packageType, PLUGINS_DIR, REPO_R
 import { flagName, optionsHelp, positionalOption } from '../plugin/options.ts';
 import { runPlugin, stderrLog } from '../plugin/run.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues } from '../plugin/types.ts';
-import { note, numberOrUndefined, onSignals, shellQuote } from './common.ts';
+import { commandLine, exitStatus, note, numberOrUndefined, onSignals } from './common.ts';
 import { formatSummary, showProgress } from './progress.ts';
 
 /**
@@ -28,6 +28,7 @@ export const RUN_FLAGS = {
   'max-redirects': { type: 'string' },
   'max-retry-after': { type: 'string' },
   'user-agent': { type: 'string' },
+  'block-private': { type: 'boolean' },
   run: { type: 'string' },
   storage: { type: 'string' },
   fresh: { type: 'boolean' },
@@ -36,7 +37,15 @@ export const RUN_FLAGS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
+/** `imgdl run` only: bounds on the pages a plugin run visits. */
+export const LIMIT_FLAGS = {
+  'max-pages': { type: 'string' },
+  'max-depth': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
 const ENGINE_HELP = `Run options:
+      --max-pages N        most pages visited in the run, start pages included (default: the plugin's, else all)
+      --max-depth N        most links followed from a start page; 0 = start pages only (default: the plugin's, else all)
   -o, --out DIR            output folder (default: named after the plugin, e.g. flags/)
   -c, --concurrency N      downloads at once (default 64)
       --per-host N         downloads at once to one host (default: the concurrency)
@@ -49,6 +58,7 @@ const ENGINE_HELP = `Run options:
       --max-redirects N    redirects followed (default 10)
       --max-retry-after S  longest Retry-After waited for (default 120)
       --user-agent UA      User-Agent header
+      --block-private      refuse hosts that are or resolve to loopback, private or other non-public addresses
       --run NAME           run name (default: derived from the plugin, its options and the output folder)
       --storage DIR        where run state is kept (default ./storage, or $CRAWLEE_STORAGE_DIR)
       --fresh              forget this run's state and start over
@@ -64,7 +74,8 @@ Running the same command again continues the run: pages already read are not fet
 
 ${ENGINE_HELP}
 
-Exit status: 0 all saved, 1 some failed, 2 bad usage or unknown plugin, 130 interrupted.`;
+Exit status: 0 all saved, 1 some failed, 2 bad usage or unknown plugin, 75 stopped by a full disk
+(run again once there is room), 130 interrupted.`;
 
 export const PLUGINS_HELP = `Usage: imgdl plugins [--json]
 
@@ -94,7 +105,7 @@ export async function cmdRun(args: string[]): Promise<number> {
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...pluginFlags, ...RUN_FLAGS }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: rest, options: { ...pluginFlags, ...RUN_FLAGS, ...LIMIT_FLAGS }, allowPositionals: true, strict: true });
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       throw new UsageError(`${(error as Error).message.split('. ')[0]}. See \`imgdl run ${target} --help\`.`);
@@ -121,7 +132,7 @@ export async function cmdRun(args: string[]): Promise<number> {
 
   const quiet = values['quiet'] === true;
   const json = values['json'] === true;
-  const resume = () => `imgdl ${['run', ...args].map(shellQuote).join(' ')}`;
+  const resume = () => commandLine(['run', ...args]);
   const stop = new AbortController();
   const stopOnSignal = onSignals(stop, resume);
   let endProgress: (() => void) | undefined;
@@ -141,6 +152,9 @@ export async function cmdRun(args: string[]): Promise<number> {
       maxRedirects: numberOrUndefined(str('max-redirects')),
       maxRetryAfter: numberOrUndefined(str('max-retry-after')),
       userAgent: str('user-agent'),
+      blockPrivateNetwork: values['block-private'] === true ? true : undefined,
+      maxPages: numberOrUndefined(values['max-pages'] as string | undefined),
+      maxDepth: numberOrUndefined(values['max-depth'] as string | undefined),
       run: str('run'),
       storage: str('storage'),
       fresh: values['fresh'] === true,
@@ -157,11 +171,7 @@ export async function cmdRun(args: string[]): Promise<number> {
   }
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
   if (!quiet) note(formatSummary(summary));
-  if (summary.interrupted) {
-    note(`Resume with: ${resume()}`);
-    return 130;
-  }
-  return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
+  return exitStatus(summary, resume());
 }
 
 /** `imgdl run <plugin> --help`: generated from the plugin's declared options. */

@@ -57,6 +57,7 @@ export function formatSummary(s: Summary, cwd = process.cwd()): string {
       ` — ${bytes.format(s.bytes) ?? '0B'} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond} img/s)`,
     `Images and ${rel(s.metadataFile)} in ${rel(s.outDir)}/`,
   ];
+  if (s.pagesNotVisited) lines.push(`${s.pagesNotVisited} pages found were not visited (past --max-pages or --max-depth)`);
   if (s.retried) {
     const before = byCode(s.retried) || 'none';
     lines.push(`Retried failures: before ${before}; after ${byCode(s.failuresByCode) || 'none'}`);

@@ -3,8 +3,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { readRunInfo, runsDir, safeRunName, storageDir } from '../core/runs.ts';
+import { RunLock } from '../storage/lock.ts';
 import { RunStore } from '../storage/state.ts';
-import { note } from './common.ts';
+import { commandLine, note } from './common.ts';
 
 export const RUNS_HELP = `Usage: imgdl runs [--storage DIR] [--json]
        imgdl runs --clean NAME [--storage DIR]
@@ -40,7 +41,8 @@ export async function listRuns(storage?: string): Promise<RunListing[]> {
       outDir: info?.outDir ?? '?',
       finished: info?.finished ?? false,
       updatedAt: info?.updatedAt ?? '',
-      resume: info ? `imgdl ${info.command.join(' ')}` : '',
+      // Redacted again when shown: a run.json written before passwords were redacted may still hold one.
+      resume: info ? commandLine(info.command) : '',
     };
     try {
       const store = await RunStore.open(runDir, { readonly: true });
@@ -71,7 +73,13 @@ export async function cmdRuns(args: string[]): Promise<number> {
     const name = safeRunName(values.clean);
     const runDir = path.join(runsDir(storageDir(values.storage)), name);
     if (!name || !fs.existsSync(runDir)) throw new UsageError(`No run named ${JSON.stringify(values.clean)} (see \`imgdl runs\`)`);
-    await fs.promises.rm(runDir, { recursive: true, force: true });
+    // A run in use is refused (who holds it is said), never removed under its process.
+    const lock = await RunLock.take(runDir, name);
+    try {
+      await fs.promises.rm(runDir, { recursive: true, force: true });
+    } finally {
+      lock.release();
+    }
     note(`Removed run ${name} (its files stay where they are).`);
     return 0;
   }

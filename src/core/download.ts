@@ -6,11 +6,15 @@ import pRetry from 'p-retry';
 import { imageSize } from 'image-size';
 import { imageSizeFromFile } from 'image-size/fromFile';
 import { DownloadError, toDownloadError } from '../errors.ts';
+import { checkLiteralHost } from '../http/address.ts';
 import { header, type HttpClient, type HttpResponse } from '../http/client.ts';
+import { redact, Secrets } from '../http/credentials.ts';
 import type { KeyedLimiter } from '../http/limits.ts';
 import { disambiguate, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
+import { incompleteReason, Tail } from './complete.ts';
 import { SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.ts';
 import type { Item, RunStore } from '../storage/state.ts';
+import { sha256File } from '../storage/metadata.ts';
 
 /** What is recorded for every saved image (one JSON line in the metadata file). */
 export interface ImageRecord {
@@ -37,6 +41,8 @@ export interface DownloadSettings {
   maxBytes: number;
   maxRedirects: number;
   userAgent: string;
+  /** Refuse hosts that are or resolve to non-public addresses (checked at each hop). */
+  blockPrivateNetwork: boolean;
 }
 
 /** What fetching needs: settings, a connection pool, per-host limits and a stop signal. */
@@ -48,6 +54,13 @@ export interface FetchContext {
   signal: AbortSignal;
   /** Called before each retry (for progress and logs). */
   onRetry?: (url: string, error: DownloadError, attempt: number) => void;
+  /**
+   * The Authorization header of the URL being fetched (from its `user:password@`, see src/http/credentials.ts):
+   * sent to that URL's origin only, never to another origin a redirect leads to. Set per image.
+   */
+  authorization?: string;
+  /** The run's passwords (in memory only), for stored URLs that carry `user:***@`; none when unset. */
+  secrets?: Secrets;
 }
 
 /** What saving into a run's folder needs on top of fetching. */
@@ -68,7 +81,7 @@ const CLAIM_BATCH_MAX = 256;
  * between the two never loses track of a file), but one commit per image would cost more than the download.
  */
 export class NameClaims {
-  private pending: Array<{ item: Item; base: string; record: ImageRecord; resolve: (name: string) => void; reject: (e: unknown) => void }> = [];
+  private pending: Array<{ item: Item; base: string; record: ImageRecord; adoptable: string | undefined; resolve: (name: string) => void; reject: (e: unknown) => void }> = [];
 
   constructor(
     private readonly store: RunStore,
@@ -76,9 +89,13 @@ export class NameClaims {
     private readonly existing: Set<string>,
   ) {}
 
-  claim(item: Item, base: string, record: ImageRecord): Promise<string> {
+  /**
+   * Claims the first free name of `base` and its stable alternatives for `item`. Names of files in the folder that
+   * this run did not write are skipped, except `adoptable`: a file there with exactly this image's bytes.
+   */
+  claim(item: Item, base: string, record: ImageRecord, adoptable?: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const n = this.pending.push({ item, base, record, resolve, reject });
+      const n = this.pending.push({ item, base, record, adoptable, resolve, reject });
       // One commit per few milliseconds rather than per event-loop turn: a turn often holds only one or two
       // finished downloads, and each commit costs more than the claim itself.
       if (n === 1) this.timer = setTimeout(() => this.flush(), CLAIM_BATCH_MS);
@@ -95,7 +112,7 @@ export class NameClaims {
     const results: Array<string | DownloadError> = [];
     try {
       this.store.db.transaction(() => {
-        for (const { item, base, record } of batch) results.push(this.choose(item, base, record));
+        for (const { item, base, record, adoptable } of batch) results.push(this.choose(item, base, record, adoptable));
       });
     } catch (error) {
       for (const p of batch) p.reject(new DownloadError('write_failed', `Could not record the image: ${(error as Error).message}`, { cause: error }));
@@ -108,10 +125,20 @@ export class NameClaims {
     });
   }
 
-  private choose(item: Item, base: string, record: ImageRecord): string | DownloadError {
+  /** A file named `name` is in the folder, not written by this run: never overwritten. */
+  taken(name: string): void {
+    this.existing.add(name.toLowerCase());
+  }
+
+  /** True when a file of that name was in the folder when the run started (or appeared since). */
+  onDisk(name: string): boolean {
+    return this.existing.has(name.toLowerCase());
+  }
+
+  private choose(item: Item, base: string, record: ImageRecord, adoptable: string | undefined): string | DownloadError {
     for (let tries = 0; tries <= 20; tries++) {
       const name = tries === 0 ? base : disambiguate(base, item.url, tries - 1);
-      if (this.existing.has(name.toLowerCase())) continue;
+      if (this.existing.has(name.toLowerCase()) && name !== adoptable) continue;
       record.file = name;
       if (this.store.claim(item.id, name, JSON.stringify(record))) return name;
     }
@@ -132,8 +159,9 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
   const tmpPath = path.join(ctx.tmpDir, `${item.id}-${process.pid}.part`);
   try {
     const url = parseUrl(item.url);
-    const fetched = await fetchImage(url, ctx, tmpPath);
-    return await save(item, url, fetched, tmpPath, ctx);
+    const { url: sent, ctx: itemCtx } = withCredentials(url, ctx);
+    const fetched = await fetchImage(sent, itemCtx, tmpPath);
+    return await save(item, sent, fetched, tmpPath, ctx);
   } catch (error) {
     await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
@@ -147,33 +175,50 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
  * memory and returned as `body`. Throws DownloadError, or Cancelled when `ctx.signal` is aborted.
  */
 export async function fetchImage(url: URL, ctx: FetchContext, tmpPath?: string): Promise<Fetched> {
-  const { settings } = ctx;
   try {
-    return await pRetry(() => attempt(url, tmpPath, ctx), {
-      retries: settings.retries,
-      factor: 2,
-      minTimeout: settings.retryDelayMs,
-      maxTimeout: 30_000,
-      randomize: true,
-      signal: ctx.signal,
-      shouldRetry: ({ error }) => error instanceof DownloadError && error.retryable && !ctx.signal.aborted,
-      onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-        if (ctx.signal.aborted) throw new Cancelled('stopped');
-        if (!(error instanceof DownloadError) || !error.retryable || retriesLeft === 0) return;
-        ctx.onRetry?.(url.href, error, attemptNumber);
-        if (error.retryAfterMs !== undefined) {
-          if (error.retryAfterMs > settings.maxRetryAfterMs) {
-            throw new DownloadError('http_status', `${error.message}; Retry-After of ${Math.round(error.retryAfterMs / 1000)} s is over the limit`, { status: error.status });
-          }
-          ctx.hosts.pause(url.host, error.retryAfterMs);
-          await sleep(error.retryAfterMs, undefined, { signal: ctx.signal }).catch(() => {});
-        }
-      },
-    });
+    return await withRetries(url, ctx, () => attempt(url, tmpPath, ctx), ctx.onRetry);
   } catch (error) {
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
     throw toDownloadError(error);
   }
+}
+
+/**
+ * Runs `run` with the run's retries, for images and pages alike: retryable DownloadErrors are tried again after an
+ * exponential backoff (factor 2 from retryDelayMs, at most 30 s, with jitter), up to `retries` times. A Retry-After
+ * (within maxRetryAfterMs) replaces the backoff of that retry, with the host paused meanwhile; a longer one fails at
+ * once. p-retry has no per-retry delay, and a wait slept in onFailedAttempt came on top of its backoff; a failure
+ * for which shouldConsumeRetry says false is retried without backoff, but is not counted against `retries` either
+ * (nor does it grow the backoff), so those retries are counted here, against the same budget.
+ */
+async function withRetries<T>(url: URL, ctx: FetchContext, run: () => Promise<T>, onRetry?: FetchContext['onRetry']): Promise<T> {
+  const { settings } = ctx;
+  let waitedOut = 0;
+  const waitsOut = (error: unknown): error is DownloadError & { retryAfterMs: number } =>
+    error instanceof DownloadError && error.retryable && error.retryAfterMs !== undefined;
+  return pRetry(run, {
+    retries: settings.retries,
+    factor: 2,
+    minTimeout: settings.retryDelayMs,
+    maxTimeout: 30_000,
+    randomize: true,
+    signal: ctx.signal,
+    shouldRetry: ({ error }) => error instanceof DownloadError && error.retryable && !ctx.signal.aborted,
+    shouldConsumeRetry: ({ error }) => !waitsOut(error),
+    onFailedAttempt: async ({ error, attemptNumber, retriesConsumed }) => {
+      if (ctx.signal.aborted) throw new Cancelled('stopped');
+      if (!(error instanceof DownloadError) || !error.retryable) return;
+      if (retriesConsumed + waitedOut >= settings.retries) throw error;
+      if (waitsOut(error) && error.retryAfterMs > settings.maxRetryAfterMs) {
+        throw new DownloadError('http_status', `${error.message}; Retry-After of ${Math.round(error.retryAfterMs / 1000)} s is over the limit`, { status: error.status });
+      }
+      onRetry?.(url.href, error, attemptNumber);
+      if (!waitsOut(error)) return;
+      waitedOut++;
+      ctx.hosts.pause(url.host, error.retryAfterMs);
+      await sleep(error.retryAfterMs, undefined, { signal: ctx.signal }).catch(() => {});
+    },
+  });
 }
 
 /** A fetched page (HTML or JSON) for a plugin handler. */
@@ -191,22 +236,7 @@ const MAX_PAGE_BYTES = 20 * 1024 * 1024;
 export async function fetchPage(rawUrl: string, ctx: FetchContext): Promise<Page> {
   const url = parseUrl(rawUrl);
   try {
-    return await pRetry(() => pageAttempt(url, ctx), {
-      retries: ctx.settings.retries,
-      factor: 2,
-      minTimeout: ctx.settings.retryDelayMs,
-      maxTimeout: 30_000,
-      randomize: true,
-      signal: ctx.signal,
-      shouldRetry: ({ error }) => error instanceof DownloadError && error.retryable && !ctx.signal.aborted,
-      onFailedAttempt: async ({ error, retriesLeft }) => {
-        if (error instanceof DownloadError && error.retryable && retriesLeft > 0 && error.retryAfterMs !== undefined) {
-          if (error.retryAfterMs > ctx.settings.maxRetryAfterMs) throw error;
-          ctx.hosts.pause(url.host, error.retryAfterMs);
-          await sleep(error.retryAfterMs, undefined, { signal: ctx.signal }).catch(() => {});
-        }
-      },
-    });
+    return await withRetries(url, ctx, () => pageAttempt(url, ctx));
   } catch (error) {
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
     throw toDownloadError(error);
@@ -241,6 +271,19 @@ async function pageAttempt(url: URL, ctx: FetchContext): Promise<Page> {
     ctx.hosts.release(url.host);
   }
 }
+
+/**
+ * The URL to request for `url` (without userinfo) and the context to fetch it with (carrying its Authorization
+ * header). Throws DownloadError `credentials_missing` for a stored `user:***@` URL whose password this process
+ * was not given. A URL without userinfo costs nothing: `ctx` itself is returned.
+ */
+export function withCredentials<C extends FetchContext>(url: URL, ctx: C): { url: URL; ctx: C } {
+  if (url.username === '' && url.password === '') return { url, ctx };
+  const { url: sent, authorization } = (ctx.secrets ?? NO_SECRETS).resolve(url);
+  return { url: sent, ctx: authorization === undefined ? ctx : { ...ctx, authorization } };
+}
+
+const NO_SECRETS = new Secrets();
 
 export function parseUrl(raw: string): URL {
   let url: URL;
@@ -311,13 +354,16 @@ function attemptSignal(stop: AbortSignal, ms: number): { signal: AbortSignal; do
 
 /** GETs `url`, following redirects by hand so that every hop is checked (scheme, count) and the final URL is known. */
 async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept: string): Promise<{ res: HttpResponse; finalUrl: URL }> {
-  let url = start;
+  // Userinfo is never sent as such: the caller turned it into ctx.authorization (withCredentials).
+  let url = withoutUserinfo(start);
+  // curl's rule: the credentials go to the origin they were given for, never to another one a redirect leads to.
+  const origin = url.origin;
   const seen = new Set<string>();
   for (let hop = 0; ; hop++) {
-    const res = await ctx.http.get(url, {
-      signal,
-      headers: { 'user-agent': ctx.settings.userAgent, accept },
-    });
+    if (ctx.settings.blockPrivateNetwork) checkLiteralHost(url);
+    const headers: Record<string, string> = { 'user-agent': ctx.settings.userAgent, accept };
+    if (ctx.authorization !== undefined && url.origin === origin) headers['authorization'] = ctx.authorization;
+    const res = await ctx.http.get(url, { signal, headers });
     if (res.status >= 300 && res.status < 400 && res.status !== 304) {
       const location = header(res.headers, 'location');
       await res.dump();
@@ -327,8 +373,10 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
       try {
         next = new URL(location, url);
       } catch {
-        throw new DownloadError('invalid_url', `Redirect to an invalid URL: ${location.slice(0, 200)}`, { status: res.status });
+        throw new DownloadError('invalid_url', `Redirect to an invalid URL: ${redact(location).slice(0, 200)}`, { status: res.status });
       }
+      // A Location's own user and password are dropped, never used.
+      next = withoutUserinfo(next);
       if (next.protocol !== 'http:' && next.protocol !== 'https:') {
         throw new DownloadError('unsupported_scheme', `Redirect to ${next.protocol} refused`, { status: res.status });
       }
@@ -342,8 +390,21 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
       await res.dump();
       throw httpError(res);
     }
+    if (res.status === 206) {
+      // We never send Range: a 206 is a part of the resource (a broken cache or proxy), never the image or page.
+      await res.dump();
+      throw new DownloadError('http_status', 'HTTP 206 Partial Content to a request without Range: only part of the body', { status: 206 });
+    }
     return { res, finalUrl: url };
   }
+}
+
+function withoutUserinfo(url: URL): URL {
+  if (url.username === '' && url.password === '') return url;
+  const bare = new URL(url.href);
+  bare.username = '';
+  bare.password = '';
+  return bare;
 }
 
 function httpError(res: HttpResponse): DownloadError {
@@ -375,6 +436,8 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
   let bytes = 0;
   let sniffed: Sniffed | undefined;
   let file: fs.promises.FileHandle | undefined;
+  // The body's last bytes, for the completeness check (a large body is on disk by then: not read back).
+  const tail = new Tail();
   const iterator = res.body[Symbol.asyncIterator]();
   try {
     for (;;) {
@@ -389,6 +452,7 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       bytes += chunk.length;
       if (maxBytes > 0 && bytes > maxBytes) throw new DownloadError('too_large', `Body is over --max-bytes ${maxBytes}`);
       hash.update(chunk);
+      tail.push(chunk);
       if (file) {
         await write(file, chunk);
         continue;
@@ -407,6 +471,9 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
     }
     const head = file ? await readHead(tmpPath!) : Buffer.concat(chunks);
     sniffed ??= await sniffOrThrow(head);
+    // Content-Length only says the server sent what it announced; the format's end marker says the image is whole.
+    const incomplete = incompleteReason(sniffed.ext, head, tail.bytes, bytes, tail.jpegEndSeen);
+    if (incomplete) throw new DownloadError('truncated', incomplete, { retryable: true });
     const fetched: Fetched = {
       finalUrl,
       disposition: header(res.headers, 'content-disposition'),
@@ -521,14 +588,68 @@ async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx
     height,
   };
   if (item.info) record.metadata = JSON.parse(item.info) as unknown;
-  record.file = await ctx.claims.claim(item, base, record);
-  try {
-    const final = path.join(ctx.outDir, record.file);
-    if (fetched.bytes <= IN_MEMORY_LIMIT) fs.renameSync(tmpPath, final);
-    else await fs.promises.rename(tmpPath, final);
-  } catch (error) {
-    ctx.store.unclaim(item.id);
-    throw new DownloadError('write_failed', `Could not save ${record.file}: ${(error as Error).message}`, { cause: error });
+  // The same bytes already in the folder under the name this image would get (saved by a run whose state was lost
+  // in a crash): that file is this image's, and no second copy is written.
+  const adoptable = await sameFileInFolder(ctx, base, item.url, fetched);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    record.file = await ctx.claims.claim(item, base, record, adoptable);
+    if (record.file === adoptable) {
+      await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
+      return record;
+    }
+    try {
+      placeNoReplace(tmpPath, path.join(ctx.outDir, record.file));
+      return record;
+    } catch (error) {
+      ctx.store.unclaim(item.id);
+      // A file of that name appeared since the run looked (not one of its own): it is never replaced; next name.
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        ctx.claims.taken(record.file);
+        continue;
+      }
+      throw new DownloadError('write_failed', `Could not save ${record.file}: ${(error as Error).message}`, { cause: error });
+    }
   }
-  return record;
+  throw new DownloadError('write_failed', `Files kept appearing under the names chosen for this image (last: ${record.file})`);
+}
+
+/** link(2) is missing on some file systems (FAT, exFAT, some network and FUSE mounts). */
+const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
+
+/**
+ * Puts the finished temporary file under its final name, never replacing a file there: a hard link fails with
+ * EEXIST where rename(2) would silently replace (Node has no renameat2 RENAME_NOREPLACE), so there is no
+ * check-then-rename race with another program writing into the folder. Where links are not supported, an
+ * exclusive create claims the name, then the rename replaces that empty placeholder.
+ */
+function placeNoReplace(tmpPath: string, final: string): void {
+  try {
+    fs.linkSync(tmpPath, final);
+  } catch (error) {
+    if (!NO_LINK.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    fs.closeSync(fs.openSync(final, 'wx'));
+    fs.renameSync(tmpPath, final);
+    return;
+  }
+  try {
+    fs.unlinkSync(tmpPath);
+  } catch {
+    // The temporary folder is removed at the end of the run anyway.
+  }
+}
+
+/** The name (of those this image may get) of a file already in the folder with exactly its bytes, if any. */
+async function sameFileInFolder(ctx: DownloadContext, base: string, url: string, fetched: Fetched): Promise<string | undefined> {
+  for (let i = -1; i < 2; i++) {
+    const name = i < 0 ? base : disambiguate(base, url, i);
+    if (!ctx.claims.onDisk(name)) continue;
+    const file = path.join(ctx.outDir, name);
+    try {
+      if ((await fs.promises.stat(file)).size !== fetched.bytes) continue;
+      if ((await sha256File(file)) === fetched.sha256) return name;
+    } catch {
+      // Gone or unreadable: not this image's.
+    }
+  }
+  return undefined;
 }

@@ -5,14 +5,16 @@ import path from 'node:path';
 import { BasicCrawler, Configuration, LocalEventManager, RequestQueue, RetryRequestError, log as crawleeLog, LogLevel } from '@crawlee/basic';
 import type { RequestSchema } from '@crawlee/types';
 import pLimit from 'p-limit';
-import { DownloadError, type ReasonCode } from '../errors.ts';
+import { DownloadError, toDownloadError, toPluginError, type ReasonCode } from '../errors.ts';
 import { createHttpClient, type HttpClient } from '../http/client.ts';
+import { redact, Secrets } from '../http/credentials.ts';
 import { KeyedLimiter } from '../http/limits.ts';
 import { createStorageClient, SqliteRequestQueueClient } from '../storage/crawlee-client.ts';
 import { MetadataLog } from '../storage/metadata.ts';
 import { RunLock } from '../storage/lock.ts';
-import { RunStore, type AddStats, type Item } from '../storage/state.ts';
-import { Cancelled, downloadItem, fetchPage, NameClaims, parseUrl, type Page, type DownloadContext, type DownloadSettings, type ImageRecord } from './download.ts';
+import { checkWritableDir, describeCode, diskFullCode, type DiskStop } from '../storage/disk.ts';
+import { META_INGESTED, META_OPEN, RunStore, type AddStats, type Item } from '../storage/state.ts';
+import { Cancelled, downloadItem, fetchPage, NameClaims, parseUrl, withCredentials, type Page, type DownloadContext, type DownloadSettings, type ImageRecord } from './download.ts';
 
 export interface EngineOptions extends DownloadSettings {
   /** Downloads in flight at once. */
@@ -35,6 +37,7 @@ export const DEFAULTS: EngineOptions = {
   maxBytes: 100 * 1024 * 1024,
   maxRedirects: 10,
   userAgent: 'imgdl/0.1 (+https://www.npmjs.com/package/imgdl)',
+  blockPrivateNetwork: false,
 };
 
 /** One image to add to a run. */
@@ -62,6 +65,21 @@ export interface Summary {
   failuresByCode: Partial<Record<ReasonCode, number>>;
   /** With --retry-failed: the earlier failures that were tried again, by reason code. */
   retried?: Partial<Record<ReasonCode, number>>;
+  /**
+   * Set when the run stopped because nothing more could be written (disk full, quota, read-only): the images not
+   * written stay pending, and running the same command again once there is room continues.
+   */
+  stopped?: DiskStop;
+  /** Plugin runs: pages found but not visited, past --max-pages or --max-depth. */
+  pagesNotVisited?: number;
+}
+
+/** A page to visit. */
+export interface PageInput {
+  url: string;
+  label: string;
+  userData?: Record<string, unknown>;
+  uniqueKey?: string;
 }
 
 export interface Progress {
@@ -83,7 +101,10 @@ export interface EngineEvents {
 }
 
 /** A handler for requests with a given label (site plugins add theirs). */
-export type LabelHandler = (request: { url: string; userData: Record<string, unknown>; label: string }, engine: Engine) => Promise<void>;
+export type LabelHandler = (request: { url: string; userData: Record<string, unknown>; label: string; depth: number }, engine: Engine) => Promise<void>;
+
+/** The userData key holding a page's depth: 0 for a start page, one more for each link followed from there. */
+export const DEPTH_KEY = '__depth';
 
 export interface RunSpec {
   /** Folder holding the run's state (storage/runs/NAME). */
@@ -93,10 +114,24 @@ export interface RunSpec {
   /** Images to add (read lazily; a big list streams in while downloads run). */
   items?: AsyncIterable<ItemInput> | Iterable<ItemInput>;
   /** Crawlee requests to start with (plugins' start pages). */
-  requests?: Array<{ url: string; label: string; userData?: Record<string, unknown>; uniqueKey?: string }>;
+  requests?: PageInput[];
   handlers?: Record<string, LabelHandler>;
   /** Put the images that failed in an earlier run of this state back in the queue. */
   retryFailed?: boolean;
+  /** Forget the run's state and start over (done once the run's lock is held, never under a live run). */
+  fresh?: boolean;
+  /**
+   * What identifies `items` (e.g. the lists' sizes and times): once all items were read, it is committed with the
+   * last batch, and a later run with the same key does not read them again. Without it, items are always read
+   * (re-adding known URLs changes nothing).
+   */
+  ingestKey?: string;
+  /** The run's name, shown to another process that finds the output folder in use. */
+  name?: string;
+  /** Most pages visited in the run (start pages included); pages found beyond it are not visited. */
+  maxPages?: number;
+  /** Most links followed from a start page (0: start pages only); deeper pages are not visited. */
+  maxDepth?: number;
   signal?: AbortSignal;
   http?: HttpClient;
 }
@@ -105,7 +140,21 @@ const SHARD = 256;
 const ITEMS_LABEL = '__items';
 
 export const METADATA_FILE = 'metadata.jsonl';
+/** The output folder's lock: one run at a time writes into a folder. */
+export const FOLDER_LOCK = '.imgdl-lock';
 export const FAILURES_FILE = 'failures.jsonl';
+
+/** Meta key set once a run's store holds a URL whose password was redacted (`user:***@`). */
+const CREDENTIALS_META = 'credentials';
+
+/**
+ * True when the run's store holds URLs that had a password: their passwords were never stored, so a resume must
+ * read the lists (and URLs) again, which gives them back (Engine.addItems keeps them in memory), before those
+ * images can be fetched; otherwise they fail with `credentials_missing`.
+ */
+export function hasCredentialedUrls(store: Pick<RunStore, 'getMeta'>): boolean {
+  return store.getMeta(CREDENTIALS_META) === '1';
+}
 
 /**
  * The download engine: a Crawlee BasicCrawler over a durable request queue. Image URLs are grouped in shards
@@ -116,6 +165,13 @@ export class Engine extends EventEmitter<EngineEvents> {
   readonly store: RunStore;
   readonly spec: RunSpec;
   private readonly lock: RunLock;
+  private readonly folderLock: RunLock;
+  /** Why the run stopped early, when the disk (or the state's disk) could take no more. */
+  private stopped: DiskStop | undefined;
+  /** Every input was read and added (or had been, by an earlier run). */
+  private inputsRead = false;
+  /** A bad input found while reading the lists (a binary file on stdin): the run stops and this is thrown. */
+  private inputError: Error | undefined;
   private readonly metadata: MetadataLog;
   private readonly stop = new AbortController();
   private readonly limit: ReturnType<typeof pLimit>;
@@ -131,19 +187,23 @@ export class Engine extends EventEmitter<EngineEvents> {
   private ingesting = false;
   private started = 0;
   private existing = new Set<string>();
+  /** Passwords of the URLs added in this process: in memory only, stored URLs carry `user:***@` instead. */
+  private readonly secrets = new Secrets();
 
-  private constructor(spec: RunSpec, store: RunStore, lock: RunLock) {
+  private constructor(spec: RunSpec, store: RunStore, lock: RunLock, folderLock: RunLock) {
     super();
     this.spec = spec;
     this.store = store;
     this.lock = lock;
-    this.metadata = new MetadataLog(path.join(spec.outDir, METADATA_FILE), store);
+    this.folderLock = folderLock;
+    this.metadata = new MetadataLog(path.join(spec.outDir, METADATA_FILE), store, (error, file) => this.stopIfDiskFull(error, file));
     this.limit = pLimit(spec.options.concurrency);
     this.hosts = new KeyedLimiter(spec.options.perHost);
     this.http = spec.http ?? createHttpClient({
       connectionsPerHost: spec.options.perHost,
       connectTimeoutMs: spec.options.connectTimeoutMs,
       stallTimeoutMs: spec.options.stallTimeoutMs,
+      blockPrivateNetwork: spec.options.blockPrivateNetwork,
     });
     this.tmpDir = path.join(spec.outDir, '.imgdl-tmp');
     // Every in-flight download listens to the run's stop signal.
@@ -151,17 +211,33 @@ export class Engine extends EventEmitter<EngineEvents> {
     spec.signal?.addEventListener('abort', () => this.stop.abort(spec.signal!.reason), { once: true });
   }
 
-  /** Opens a run (taking its lock, recovering from a crash) without starting it. */
+  /**
+   * Opens a run without starting it: checks that the output and state folders can be written (before any network
+   * work), takes the run's lock and then the output folder's (another run writing there is refused with who holds
+   * it), forgets the state if asked (only once the lock is held), and opens the store.
+   */
   static async open(spec: RunSpec): Promise<Engine> {
-    const lock = await RunLock.take(spec.stateDir);
+    checkWritableDir(spec.outDir, 'the output folder');
+    checkWritableDir(spec.stateDir, 'the run state folder');
+    const name = spec.name ?? path.basename(spec.stateDir);
+    const lock = await RunLock.take(spec.stateDir, name);
+    let folder: RunLock | undefined;
     let store: RunStore;
     try {
+      folder = await RunLock.takeFile(path.join(spec.outDir, FOLDER_LOCK), {
+        run: name,
+        busy: (holder) =>
+          `The folder ${spec.outDir} is being written by another imgdl run (process ${holder.pid}${holder.run ? `, run ${holder.run}` : ''}); ` +
+          'wait for it to end, or give another --out.',
+      });
+      if (spec.fresh) await forgetState(spec.stateDir);
       store = await RunStore.open(spec.stateDir);
     } catch (error) {
+      folder?.release();
       lock.release();
       throw error;
     }
-    return new Engine(spec, store, lock);
+    return new Engine(spec, store, lock, folder);
   }
 
   get signal(): AbortSignal {
@@ -190,10 +266,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.started = Date.now();
     const { spec } = this;
     try {
-      await fs.promises.mkdir(spec.outDir, { recursive: true });
+      // The output folder's lock is held: temporary files left in it are a crashed run's, never a live one's.
       await fs.promises.rm(this.tmpDir, { recursive: true, force: true });
       await fs.promises.mkdir(this.tmpDir, { recursive: true });
-      this.existing = await existingNames(spec.outDir);
       await this.recover();
       if (spec.retryFailed) {
         for (const f of this.store.failures()) this.retried[f.code] = (this.retried[f.code] ?? 0) + 1;
@@ -210,36 +285,40 @@ export class Engine extends EventEmitter<EngineEvents> {
       const ingest = this.ingest();
       await Promise.all([this.crawl(), ingest]);
       if (!this.signal.aborted && this.sweep()) await this.crawl();
+    } catch (error) {
+      // The state's disk filled up under Crawlee's queue or a transaction of ours: stop cleanly, keep what is kept.
+      if (!this.stopIfDiskFull(error, this.spec.stateDir)) throw error;
     } finally {
       await this.finish();
     }
+    if (this.inputError) throw this.inputError;
     return this.summary();
   }
 
-  /** Settles images that were being saved when an earlier run was killed, and repairs the metadata file. */
-  private async recover(): Promise<void> {
-    const saving = this.store.saving();
-    const done: number[] = [];
-    const records: string[] = [];
-    for (const row of saving) {
-      if (fs.existsSync(path.join(this.spec.outDir, row.file))) {
-        done.push(row.id);
-        records.push(row.record);
-      } else {
-        this.store.resetPending(row.id);
-      }
+  /**
+   * When `error` says the disk is full (or the quota used up, or the file system read-only), stops the run: no
+   * new downloads, images not written stay pending, and the summary says what happened and where. True if so.
+   */
+  private stopIfDiskFull(error: unknown, where: string): boolean {
+    const code = diskFullCode(error);
+    if (!code) return false;
+    if (!this.stopped) {
+      this.stopped = { code, path: where, message: `${describeCode(code)} (${code}) writing ${where}` };
+      this.stop.abort(new Error(this.stopped.message));
     }
-    await this.metadata.repair(records);
-    this.store.markDone(done);
-    this.existing = await existingNames(this.spec.outDir);
-    if (this.store.counts().total === 0) await this.importEarlierRecords();
+    return true;
   }
 
-  /** A new run into a folder an earlier run filled: images listed in its metadata file (and on disk) are skipped. */
-  private async importEarlierRecords(): Promise<void> {
-    const earlier = await this.metadata.readAll();
-    const rows = earlier.filter((r) => typeof r.url === 'string' && typeof r.file === 'string' && this.existing.has(r.file.toLowerCase()));
-    this.store.addDoneItems(rows.map((r) => ({ url: r.url, file: r.file, record: JSON.stringify(r) })));
+  /**
+   * Settles the folder against the store (see MetadataLog.reconcile): records the store lost in a crash, or that an
+   * earlier run into this folder wrote, are adopted; images being renamed at a crash are settled; after an unclean
+   * end, saved files are checked. So a lost tail of state costs at most a refetch, never a duplicate.
+   */
+  private async recover(): Promise<void> {
+    const unclean = this.store.getMeta(META_OPEN) === '1';
+    this.store.setMeta(META_OPEN, '1');
+    await this.metadata.reconcile(this.spec.outDir, unclean);
+    this.existing = await existingNames(this.spec.outDir);
   }
 
   private async startCrawler(): Promise<void> {
@@ -255,13 +334,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     });
     config.useEventManager(ownProcessEvents(config));
     this.queue = await RequestQueue.open('run', { config });
-    const startRequests = (this.spec.requests ?? []).map((r) => ({
-      url: r.url,
-      uniqueKey: r.uniqueKey ?? `${r.label}:${r.url}`,
-      label: r.label,
-      userData: r.userData ?? {},
-    }));
-    if (startRequests.length > 0) await this.queue.addRequestsBatched(startRequests, { waitBetweenBatchesMillis: 0 });
+    // Start pages are added on every run; those already seen (uniqueKey label:url) are ignored.
+    if (this.spec.requests?.length) this.addPages(this.spec.requests, 0);
     const handlers = this.spec.handlers ?? {};
     this.crawler = new BasicCrawler(
       {
@@ -285,15 +359,15 @@ export class Engine extends EventEmitter<EngineEvents> {
             return;
           }
           try {
-            await handler({ url: request.url, userData: request.userData, label: request.label! }, this);
+            await handler({ url: request.url, userData: request.userData, label: request.label!, depth: Number(request.userData[DEPTH_KEY] ?? 0) }, this);
           } catch (error) {
             // Stopping: Crawlee puts the page back in the queue for the next run. RetryRequestError is retried
             // whatever the retry count, and errorHandler below undoes the count, so a page stopped any number
             // of times is never given up on.
             if (error instanceof Cancelled || this.signal.aborted) throw new RetryRequestError('stopped');
             // Fetches were already retried, and a plugin bug does not go away on retry: report and go on.
-            const e = error instanceof DownloadError ? error : new DownloadError('plugin_error', `${(error as Error)?.message ?? error}`);
-            this.recordFailure(request.url, e.code, e.message, e.status ?? null);
+            const e = toPluginError(error);
+            this.recordFailure(request.url, e.code, e.message, e.status ?? null, e.detail);
           }
         },
         errorHandler: ({ request }) => {
@@ -301,8 +375,8 @@ export class Engine extends EventEmitter<EngineEvents> {
         },
         // A page whose handler failed after Crawlee's retries goes to the failure report; the run goes on.
         failedRequestHandler: async ({ request }, error) => {
-          const e = error instanceof DownloadError ? error : new DownloadError('plugin_error', (error as Error).message);
-          this.recordFailure(request.url, e.code, e.message, e.status ?? null);
+          const e = toPluginError(error);
+          this.recordFailure(request.url, e.code, e.message, e.status ?? null, e.detail);
         },
       },
       config,
@@ -326,24 +400,32 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
-  /** Adds images to the run; each batch and its shard request are written in one transaction. */
-  async addItems(inputs: ItemInput[]): Promise<void> {
+  /**
+   * Adds images to the run; each batch and its shard request are written in one transaction, and with `ingested`
+   * (the inputs' key, on the last batch) so is the mark that every input was read.
+   */
+  async addItems(inputs: ItemInput[], ingested?: string): Promise<void> {
+    let credentialed = false;
     const rows = inputs.map((input) => {
       try {
         const parsed = parseUrl(input.url.trim());
         // A #fragment never reaches the server: URLs differing only there are one image.
         parsed.hash = '';
-        const url = parsed.href;
+        // Stored and deduped with the password as `***`; the password itself stays in memory (this.secrets).
+        if (parsed.password !== '') credentialed = true;
+        const url = this.secrets.add(parsed);
         return { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
       } catch (error) {
         const e = error as DownloadError;
-        return { url: input.url, failure: { code: e.code, message: e.message } };
+        return { url: redact(String(input.url)), failure: { code: e.code, message: e.message } };
       }
     });
     const stats: AddStats = { added: 0, failed: 0, revived: 0 };
     this.store.db.transaction(() => {
+      if (credentialed && !hasCredentialedUrls(this.store)) this.store.setMeta(CREDENTIALS_META, '1');
       const added = this.store.addItems(rows, stats);
       if (added) this.addShards(added.from, added.to, 'items');
+      if (ingested !== undefined) this.store.setMeta(META_INGESTED, ingested);
     });
     // Counted from what changed: counting the table after every batch made ingesting a big list O(N²).
     this.counters.total += stats.added + stats.revived;
@@ -355,27 +437,75 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
-  /** Adds pages to the queue (a plugin's "more pages to visit"). Already-seen unique keys are ignored. */
-  async enqueue(requests: Array<{ url: string; label: string; userData?: Record<string, unknown>; uniqueKey?: string }>): Promise<void> {
-    this.queueClient.addNow(
-      requests.map((r) => ({
-        url: r.url,
-        uniqueKey: r.uniqueKey ?? `${r.label}:${r.url}`,
-        method: 'GET' as const,
-        userData: { ...(r.userData ?? {}), label: r.label },
-      })),
-    );
+  /**
+   * Adds pages found on a page of depth `depth - 1` to the queue (a plugin's "more pages to visit"). Already-seen
+   * unique keys are ignored; pages past --max-depth or --max-pages are not visited (counted in the summary).
+   */
+  async enqueue(requests: PageInput[], depth = 1): Promise<void> {
+    this.addPages(requests, depth);
+  }
+
+  /** Pages queued in this run's state (start pages and found pages, visited or not); -1 until first needed. */
+  private pagesQueued = -1;
+  /** Pages found but not visited because of --max-pages or --max-depth. */
+  private pagesNotVisited = 0;
+
+  private addPages(requests: PageInput[], depth: number): void {
+    const { maxPages, maxDepth } = this.spec;
+    if (maxDepth !== undefined && depth > maxDepth) {
+      this.pagesNotVisited += requests.length;
+      return;
+    }
+    const schemas = requests.map((r) => {
+      const url = this.keep(r.url);
+      return { url, uniqueKey: r.uniqueKey ?? `${r.label}:${url}`, method: 'GET' as const, userData: { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth } };
+    });
+    if (maxPages === undefined) {
+      this.queueClient.addNow(schemas);
+      return;
+    }
+    if (this.pagesQueued < 0) this.pagesQueued = this.store.pageCount();
+    const taken = schemas.filter((r) => {
+      if (this.store.requestByKey(r.uniqueKey)) return false;
+      if (this.pagesQueued >= maxPages) {
+        this.pagesNotVisited++;
+        return false;
+      }
+      this.pagesQueued++;
+      return true;
+    });
+    this.queueClient.addNow(taken);
   }
 
   /** Fetches a page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
   async fetchPage(url: string): Promise<Page> {
     this.ctx ??= this.context();
-    return fetchPage(url, this.ctx);
+    let parsed: URL;
+    try {
+      parsed = parseUrl(url);
+    } catch {
+      return fetchPage(url, this.ctx);
+    }
+    // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in this.secrets.
+    const { url: sent, ctx } = withCredentials(parsed, this.ctx);
+    return fetchPage(sent.href, ctx);
+  }
+
+  /** A page URL as it is queued and stored: its password (kept in memory) replaced by `***`. */
+  private keep(url: string): string {
+    if (!url.includes('@')) return url;
+    try {
+      const parsed = new URL(url);
+      return parsed.password === '' ? url : this.secrets.add(parsed);
+    } catch {
+      return redact(url);
+    }
   }
 
   /** Records a page that could not be handled; it appears in the failure report like an image. */
-  recordFailure(url: string, code: ReasonCode, message: string, status: number | null = null): void {
-    this.store.addItems([{ url, failure: { code, message, status } }]);
+  recordFailure(url: string, code: ReasonCode, message: string, status: number | null = null, stack?: string): void {
+    url = redact(url);
+    this.store.addItems([{ url, failure: { code, message, status, ...(stack === undefined ? {} : { stack }) } }]);
     this.recount();
     this.emit('failed', { url, code, status, message });
   }
@@ -402,6 +532,14 @@ export class Engine extends EventEmitter<EngineEvents> {
   private async ingest(): Promise<void> {
     const source = this.spec.items;
     if (!source) return;
+    const key = this.spec.ingestKey;
+    // Every input was read by an earlier run (the mark is committed with the last batch, so it never runs ahead of
+    // the state), and none changed since: nothing to read. Unless some URLs had passwords, which are never stored:
+    // reading the inputs again gives them back.
+    if (key !== undefined && this.store.getMeta(META_INGESTED) === key && !hasCredentialedUrls(this.store)) {
+      this.inputsRead = true;
+      return;
+    }
     this.ingesting = true;
     try {
       let batch: ItemInput[] = [];
@@ -413,7 +551,15 @@ export class Engine extends EventEmitter<EngineEvents> {
           batch = [];
         }
       }
-      if (batch.length > 0 && !this.signal.aborted) await this.addItems(batch);
+      if (!this.signal.aborted) {
+        await this.addItems(batch, key);
+        this.inputsRead = true;
+      }
+    } catch (error) {
+      if (this.stopIfDiskFull(error, this.spec.stateDir)) return;
+      // A list that cannot be read (binary data on stdin): the run stops, and run() throws this.
+      this.inputError = error as Error;
+      this.stop.abort(error);
     } finally {
       this.ingesting = false;
     }
@@ -449,6 +595,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       tmpDir: this.tmpDir,
       claims: new NameClaims(this.store, this.existing),
       signal: this.signal,
+      secrets: this.secrets,
       onRetry: (url, error, attempt) => {
         this.counters.retries++;
         this.emit('retry', { url, attempt, code: error.code, status: error.status });
@@ -470,26 +617,44 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.emit('saved', record);
     } catch (error) {
       if (error instanceof Cancelled) return;
-      const e = error instanceof DownloadError ? error : new DownloadError('network', String(error));
-      this.store.markFailed(item.id, { code: e.code, status: e.status ?? null, message: e.message });
+      // Nothing more can be written: the image stays pending for the run that continues once there is room.
+      if (this.stopIfDiskFull(error, diskFullCode((error as Error).cause) === 'SQLITE_FULL' ? this.spec.stateDir : this.spec.outDir)) return;
+      // Anything but a DownloadError is a bug (`internal`, with its stack).
+      const e = toDownloadError(error);
+      this.store.markFailed(item.id, { code: e.code, status: e.status ?? null, message: e.message, stack: e.detail });
       this.counters.failed++;
       this.emit('failed', { url: item.url, code: e.code, status: e.status ?? null, message: e.message });
     }
   }
 
   private async finish(): Promise<void> {
+    let failure: unknown;
     try {
       await this.crawler?.teardown().catch(() => {});
       await this.metadata.close();
-      await this.writeFailures();
+      await this.writeFailures().catch((error: unknown) => {
+        if (!this.stopIfDiskFull(error, path.join(this.spec.outDir, FAILURES_FILE))) throw error;
+      });
       await fs.promises.rm(this.tmpDir, { recursive: true, force: true }).catch(() => {});
       await this.http.close().catch(() => {});
       this.hosts.close();
-    } finally {
+    } catch (error) {
+      failure = error;
+    }
+    try {
       this.finalCounts = this.store.counts();
+      // A clean end: the next run need not check every saved file.
+      this.store.setMeta(META_OPEN, '0');
+    } catch (error) {
+      if (!this.stopIfDiskFull(error, this.spec.stateDir)) failure ??= error;
+    }
+    try {
       this.store.close();
+    } finally {
+      this.folderLock.release();
       this.lock.release();
     }
+    if (failure !== undefined) throw failure;
   }
 
   private finalCounts = { pending: 0, saving: 0, done: 0, failed: 0, total: 0 };
@@ -522,12 +687,14 @@ export class Engine extends EventEmitter<EngineEvents> {
       bytes: this.counters.bytes,
       seconds: Math.round(seconds * 1000) / 1000,
       imagesPerSecond: seconds > 0 ? Math.round((this.counters.downloaded / seconds) * 10) / 10 : 0,
-      interrupted: this.signal.aborted,
+      interrupted: this.signal.aborted && !this.stopped && !this.inputError,
       outDir: this.spec.outDir,
       metadataFile: path.join(this.spec.outDir, METADATA_FILE),
       failuresFile: path.join(this.spec.outDir, FAILURES_FILE),
       failuresByCode: this.failuresByCode,
       ...(this.spec.retryFailed ? { retried: this.retried } : {}),
+      ...(this.stopped ? { stopped: { ...this.stopped, ...(this.spec.items && !this.inputsRead ? { unread: true } : {}) } } : {}),
+      ...(this.pagesNotVisited > 0 ? { pagesNotVisited: this.pagesNotVisited } : {}),
     };
   }
 }
@@ -546,6 +713,13 @@ function ownProcessEvents(config: Configuration): LocalEventManager {
     return { totalBytes, freeBytes, usedBytes: totalBytes - freeBytes, mainProcessBytes: process.memoryUsage.rss(), childProcessesBytes: 0 };
   };
   return events;
+}
+
+/** Removes a run's state (its lock, held by the caller, stays). */
+async function forgetState(dir: string): Promise<void> {
+  for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
+    if (name !== 'lock') await fs.promises.rm(path.join(dir, name), { recursive: true, force: true });
+  }
 }
 
 async function existingNames(dir: string): Promise<Set<string>> {

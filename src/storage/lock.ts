@@ -4,16 +4,25 @@ import path from 'node:path';
 import { UsageError } from '../errors.ts';
 
 /**
- * One process at a time holds a run. The lock is a file with the holder's pid; a lock whose process is gone
- * (kill -9, power loss) is taken over at once, so a crashed run never waits for anything to expire.
+ * One process at a time holds a run, and one run at a time writes into an output folder. A lock is a file with
+ * the holder's pid; a lock whose process is gone (kill -9, power loss) is taken over at once, so a crashed run
+ * never waits for anything to expire.
  */
 export class RunLock {
   private constructor(private readonly file: string) {}
 
-  static async take(dir: string): Promise<RunLock> {
+  /** The lock of the run whose state is in `dir` (`dir/lock`). */
+  static async take(dir: string, run?: string): Promise<RunLock> {
     await fs.promises.mkdir(dir, { recursive: true });
-    const file = path.join(dir, 'lock');
-    const mine = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
+    return RunLock.takeFile(path.join(dir, 'lock'), { run, busy: (holder) => `The run in ${dir} is in use by process ${holder.pid}${holder.run ? ` (run ${holder.run})` : ''}; wait for it or stop it first.` });
+  }
+
+  /**
+   * Takes the lock file `file`, or throws a UsageError with `busy(holder)` when a live process holds it.
+   * `wx` (O_EXCL) makes taking it atomic; a dead holder's file is removed and taking is tried again.
+   */
+  static async takeFile(file: string, opts: { run?: string; busy: (holder: Holder) => string }): Promise<RunLock> {
+    const mine = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString(), ...(opts.run ? { run: opts.run } : {}) });
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await fs.promises.writeFile(file, mine, { flag: 'wx' });
@@ -23,11 +32,13 @@ export class RunLock {
       }
       const holder = readHolder(file);
       if (holder && holder.host === os.hostname() && holder.pid !== process.pid && alive(holder.pid)) {
-        throw new UsageError(`The run in ${dir} is in use by process ${holder.pid}; wait for it or stop it first.`);
+        throw new UsageError(opts.busy(holder));
       }
-      await fs.promises.rm(file, { force: true });
+      // A holder that is gone, or a file torn by a crash before its pid was written.
+      if (holder || !recentlyWritten(file)) await fs.promises.rm(file, { force: true });
+      else await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new UsageError(`Could not lock the run in ${dir}.`);
+    throw new UsageError(`Could not take the lock ${file}; is another imgdl starting right now?`);
   }
 
   release(): void {
@@ -40,9 +51,25 @@ export class RunLock {
   }
 }
 
-function readHolder(file: string): { pid: number; host: string } | undefined {
+export interface Holder {
+  pid: number;
+  host: string;
+  run?: string;
+}
+
+/** An empty or unreadable lock file younger than a second may be one another process is writing right now. */
+function recentlyWritten(file: string): boolean {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; host: string };
+    return Date.now() - fs.statSync(file).mtimeMs < 1000;
+  } catch {
+    return false;
+  }
+}
+
+function readHolder(file: string): Holder | undefined {
+  try {
+    const holder = JSON.parse(fs.readFileSync(file, 'utf8')) as Holder;
+    return typeof holder?.pid === 'number' ? holder : undefined;
   } catch {
     return undefined;
   }

@@ -1,24 +1,46 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import readline from 'node:readline';
-import type { RunStore } from './state.ts';
+import { META_METADATA_BYTES, Status, type RunStore } from './state.ts';
 
 const FLUSH_MS = 200;
 const FLUSH_LINES = 1000;
+/** Rows read from the store at a time when checking saved files after a crash. */
+const PAGE = 5000;
+
+/** What reconciling the folder with the store did when a run opened. */
+export interface Reconciled {
+  /** Records found in the metadata file that the store did not know as saved (lost state, or an earlier run). */
+  adopted: number;
+  /** Lines dropped from the metadata file: a second record for a URL, or a record whose file is gone or differs. */
+  dropped: number;
+  /** Images the store had as saved whose file is gone (a power cut): pending again. */
+  reset: number;
+  /** Images that were being renamed into place at the crash: saved if their file is whole, else pending. */
+  settled: number;
+}
 
 /**
- * The output folder's metadata file: one JSON line per saved image. Lines are appended in batches; an image
- * is marked done in the store only after its line is written, so after a crash the store knows which lines
- * may be missing and `repair` adds exactly those.
+ * The output folder's metadata file: one JSON line per saved image. Lines are appended in batches; an image is
+ * marked done in the store only after its line is written, in the transaction that also records how long the
+ * file is. So after any crash the store knows which tail of the file it has not accounted for, and `reconcile`
+ * settles exactly that tail (and the images that were being saved) against the files in the folder.
  */
 export class MetadataLog {
   private lines: string[] = [];
   private ids: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** Bytes of the file accounted for (set by reconcile, grown by each flush). */
+  private size = 0;
+  private broken = false;
 
   constructor(
     readonly file: string,
     private readonly store: RunStore,
+    /** Called once when a write fails (disk full…); nothing more is written, the lines' images stay "saving". */
+    private readonly onError: (error: unknown, file: string) => void,
   ) {}
 
   append(id: number, record: object): void {
@@ -28,6 +50,7 @@ export class MetadataLog {
     else this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
   }
 
+  /** Writes the buffered lines; never rejects (a failure goes to onError). */
   flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -37,8 +60,16 @@ export class MetadataLog {
     this.lines = [];
     this.ids = [];
     this.flushing = this.flushing.then(async () => {
-      await fs.promises.appendFile(this.file, text);
-      this.store.markDone(ids);
+      // After a failed write nothing more is appended: those images stay "saving" and the next run settles them.
+      if (this.broken) return;
+      try {
+        await fs.promises.appendFile(this.file, text);
+        this.size += Buffer.byteLength(text);
+        this.store.markDone(ids, this.size);
+      } catch (error) {
+        this.broken = true;
+        this.onError(error, this.file);
+      }
     });
     return this.flushing;
   }
@@ -47,38 +78,240 @@ export class MetadataLog {
     await this.flush();
   }
 
-  /** After a crash: drops a torn last line, then appends the records of `records` not already in the file. */
-  async repair(records: string[]): Promise<void> {
-    if (!fs.existsSync(this.file)) {
-      if (records.length > 0) await fs.promises.appendFile(this.file, records.join('\n') + '\n');
-      return;
-    }
+  /**
+   * Settles the folder against the store when a run opens:
+   * 1. a torn last line (a crash mid-append) is cut off;
+   * 2. each record past the part of the file the store accounted for is checked: its file there whole (same size)
+   *    and no other record for its URL → the image is recorded as saved (never fetched again, never a second copy);
+   *    otherwise the line is dropped;
+   * 3. images that were being renamed into place are saved if their file is whole (size and sha256), else pending;
+   * 4. after an unclean end (`deep`), every saved image's file is checked: one a power cut lost goes back to pending
+   *    and its line is dropped.
+   * A new run into a folder an earlier run filled reads the whole file in step 2: those images are known, named and
+   * skipped if asked for.
+   */
+  async reconcile(outDir: string, deep: boolean): Promise<Reconciled> {
+    const result: Reconciled = { adopted: 0, dropped: 0, reset: 0, settled: 0 };
     await truncateTornLine(this.file);
-    if (records.length === 0) return;
-    const present = new Set((await this.readAll()).map((r) => r.url));
-    const missing = records.filter((r) => !present.has((JSON.parse(r) as { url: string }).url));
-    if (missing.length > 0) await fs.promises.appendFile(this.file, missing.join('\n') + '\n');
+    let size = fileSize(this.file);
+    let offset = Number(this.store.getMeta(META_METADATA_BYTES) ?? 0);
+    // The file is shorter than what the store accounted for: it lost its tail (a power cut) or was replaced.
+    const shrunk = offset > size;
+    if (shrunk || !Number.isFinite(offset) || offset < 0) offset = 0;
+
+    // 2. The tail the store has not accounted for.
+    const seen = new Set<string>();
+    const kept: string[] = [];
+    let dropped = 0;
+    const batch: Array<{ line: string; rec: { url: string; file: string; bytes?: unknown } }> = [];
+    const settle = () => {
+      this.store.db.transaction(() => {
+        for (const { line, rec } of batch) {
+          if (this.adoptLine(outDir, line, rec, seen)) {
+            kept.push(line);
+          } else dropped++;
+        }
+      });
+      batch.length = 0;
+    };
+    for await (const line of lines(this.file, offset)) {
+      let rec: { url?: unknown; file?: unknown; bytes?: unknown };
+      try {
+        rec = JSON.parse(line) as typeof rec;
+      } catch {
+        dropped++;
+        continue;
+      }
+      if (typeof rec.url !== 'string' || typeof rec.file !== 'string') {
+        dropped++;
+        continue;
+      }
+      batch.push({ line, rec: rec as { url: string; file: string } });
+      if (batch.length >= 1000) settle();
+    }
+    settle();
+    result.adopted = this.adopted;
+    result.dropped = dropped;
+    if (dropped > 0) {
+      // Rewrite only the tail: what the store accounted for stays as it is.
+      await fs.promises.truncate(this.file, offset);
+      if (kept.length > 0) await fs.promises.appendFile(this.file, kept.join('\n') + '\n');
+    }
+    if (shrunk) {
+      // Saved images whose records the file lost: written again from the store.
+      await this.appendMissing(seen);
+    }
+
+    // 3. Images being renamed into place when the last run stopped.
+    const saving = this.store.saving();
+    const recovered: string[] = [];
+    const done: number[] = [];
+    for (const row of saving) {
+      if (await wholeFile(path.join(outDir, row.file), row.record)) {
+        recovered.push(row.record);
+        done.push(row.id);
+      } else this.store.resetPending(row.id);
+    }
+    if (recovered.length > 0) await fs.promises.appendFile(this.file, recovered.join('\n') + '\n');
+    result.settled = done.length;
+
+    // 4. After an unclean end: saved files a power cut may have lost.
+    if (deep) result.reset = await this.checkSaved(outDir);
+
+    size = fileSize(this.file);
+    this.size = size;
+    this.store.markDone(done, size);
+    return result;
+  }
+
+  private adopted = 0;
+
+  /** Step 2 for one record; true to keep its line. */
+  private adoptLine(outDir: string, line: string, rec: { url: string; file: string; bytes?: unknown }, seen: Set<string>): boolean {
+    if (seen.has(rec.url)) return false;
+    const row = this.store.itemByUrl(rec.url);
+    if (row?.status === Status.Done) {
+      if (row.file?.toLowerCase() !== rec.file.toLowerCase()) return false;
+      seen.add(rec.url);
+      return true;
+    }
+    if (path.basename(rec.file) !== rec.file || rec.file.startsWith('.')) return false;
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(path.join(outDir, rec.file));
+    } catch {
+      return false;
+    }
+    if (!stat.isFile() || (typeof rec.bytes === 'number' && stat.size !== rec.bytes)) return false;
+    const ok = row ? this.store.adopt(row.id, rec.file, line) : this.store.addDoneItems([{ url: rec.url, file: rec.file, record: line }]) === 1;
+    if (!ok) return false;
+    seen.add(rec.url);
+    this.adopted++;
+    return true;
+  }
+
+  /** Appends the records of saved images whose URL is not in `present`. */
+  private async appendMissing(present: Set<string>): Promise<void> {
+    for (let after = 0; ; ) {
+      const rows = this.store.doneRecords(after, PAGE);
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.id;
+      const missing = rows.filter((r) => !present.has(r.url)).map((r) => r.record);
+      if (missing.length > 0) await fs.promises.appendFile(this.file, missing.join('\n') + '\n');
+    }
+  }
+
+  private async checkSaved(outDir: string): Promise<number> {
+    const gone = new Set<string>();
+    for (let after = 0; ; ) {
+      const rows = this.store.doneFiles(after, PAGE);
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.id;
+      for (const row of rows) {
+        let expected: number | undefined;
+        try {
+          const bytes = (JSON.parse(row.record ?? '{}') as { bytes?: unknown }).bytes;
+          expected = typeof bytes === 'number' ? bytes : undefined;
+        } catch {
+          expected = undefined;
+        }
+        let ok: boolean;
+        try {
+          const stat = fs.statSync(path.join(outDir, row.file));
+          ok = stat.isFile() && (expected === undefined || stat.size === expected);
+        } catch {
+          ok = false;
+        }
+        if (!ok) {
+          this.store.resetDone(row.id);
+          gone.add(row.url);
+        }
+      }
+    }
+    if (gone.size > 0) await rewriteWithout(this.file, gone);
+    return gone.size;
   }
 
   /** Every well-formed record in the file. */
   async readAll(): Promise<Array<{ url: string; file: string } & Record<string, unknown>>> {
-    if (!fs.existsSync(this.file)) return [];
     const out: Array<{ url: string; file: string }> = [];
-    const rl = readline.createInterface({ input: fs.createReadStream(this.file), crlfDelay: Infinity });
-    for await (const line of rl) {
-      if (!line.trim()) continue;
+    for await (const line of lines(this.file, 0)) {
       try {
         out.push(JSON.parse(line) as { url: string; file: string });
       } catch {
-        // A torn line from a crash; repair() removes it.
+        // A torn line from a crash; reconcile() removes it.
       }
     }
     return out;
   }
 }
 
+async function* lines(file: string, start: number): AsyncGenerator<string> {
+  if (!fs.existsSync(file)) return;
+  const rl = readline.createInterface({ input: fs.createReadStream(file, { start }), crlfDelay: Infinity });
+  for await (const line of rl) if (line.trim()) yield line;
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** True when `file` holds exactly what `record` says (size and sha256). */
+async function wholeFile(file: string, record: string): Promise<boolean> {
+  let want: { bytes?: unknown; sha256?: unknown };
+  try {
+    want = JSON.parse(record) as typeof want;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = await fs.promises.stat(file);
+    if (!stat.isFile() || (typeof want.bytes === 'number' && stat.size !== want.bytes)) return false;
+    if (typeof want.sha256 !== 'string') return true;
+    return (await sha256File(file)) === want.sha256;
+  } catch {
+    return false;
+  }
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Rewrites the file without the records of `urls` (through a temporary file and a rename). */
+async function rewriteWithout(file: string, urls: Set<string>): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  const out = fs.createWriteStream(tmp);
+  for await (const line of lines(file, 0)) {
+    let url: unknown;
+    try {
+      url = (JSON.parse(line) as { url?: unknown }).url;
+    } catch {
+      continue;
+    }
+    if (typeof url === 'string' && urls.has(url)) continue;
+    if (!out.write(line + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) => {
+    out.once('error', reject);
+    out.end(() => resolve());
+  });
+  await fs.promises.rename(tmp, file);
+}
+
 async function truncateTornLine(file: string): Promise<void> {
-  const handle = await fs.promises.open(file, 'r+');
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, 'r+');
+  } catch {
+    return;
+  }
   try {
     const { size } = await handle.stat();
     if (size === 0) return;

@@ -120,7 +120,13 @@ function wrap(driver: Driver, db: NativeDb): SqlDatabase {
         db.exec('COMMIT');
         return result;
       } catch (error) {
-        db.exec('ROLLBACK');
+        // A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) may already have rolled back: a second error from ROLLBACK
+        // ("no transaction is active") must not hide the first, which says what went wrong.
+        try {
+          db.exec('ROLLBACK');
+        } catch {
+          // Nothing left to roll back.
+        }
         throw error;
       } finally {
         depth--;

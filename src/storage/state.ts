@@ -3,6 +3,13 @@ import path from 'node:path';
 import { openSqlite, type SqlDatabase, type SqlStatement } from './sqlite.ts';
 import type { ReasonCode } from '../errors.ts';
 
+/** Meta key: how many bytes of the output folder's metadata file this store has accounted for. */
+export const META_METADATA_BYTES = 'metadata_bytes';
+/** Meta key: the fingerprint of the inputs once all of them were read (committed with the last batch). */
+export const META_INGESTED = 'ingested';
+/** Meta key: '1' while a process has the run open; still '1' on open means the last one did not end cleanly. */
+export const META_OPEN = 'open';
+
 /** An image's state in the run. `Saving`: name claimed and record written, file being renamed into place. */
 export const Status = { Pending: 0, Saving: 1, Done: 2, Failed: 3 } as const;
 
@@ -21,6 +28,8 @@ export interface FailureRecord {
   code: ReasonCode;
   status: number | null;
   message: string;
+  /** The stack behind an `internal` or `plugin_error` failure (absent otherwise). */
+  stack?: string;
 }
 
 /** What one addItems call changed: new rows (of which `failed` were added as failures), and images known from an
@@ -93,26 +102,34 @@ export class RunStore {
     // keeps its name and is not fetched again if asked for, but counts nowhere until this run's inputs list it.
     const columns = db.prepare('PRAGMA table_info(items)').all() as Array<{ name: string }>;
     if (!columns.some((c) => c.name === 'requested')) db.exec('ALTER TABLE items ADD COLUMN requested INTEGER NOT NULL DEFAULT 1');
+    // `stack` of an `internal` or `plugin_error` failure, for the failure report.
+    if (!columns.some((c) => c.name === 'stack')) db.exec('ALTER TABLE items ADD COLUMN stack TEXT');
     const sql = {
       getMeta: 'SELECT value FROM meta WHERE key = ?',
       setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
       addItem: 'INSERT OR IGNORE INTO items (url, name, info) VALUES (?, ?, ?)',
       request: 'UPDATE items SET requested = 1 WHERE url = ? AND requested = 0',
-      addFailedItem: 'INSERT OR IGNORE INTO items (url, status, code, http_status, message) VALUES (?, 3, ?, ?, ?)',
+      addFailedItem: 'INSERT OR IGNORE INTO items (url, status, code, http_status, message, stack) VALUES (?, 3, ?, ?, ?, ?)',
       addDoneItem: "INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at, requested) VALUES (?, 2, ?, ?, 1, 0, 0)",
       pendingInRange: 'SELECT id, url, name, info FROM items WHERE id BETWEEN ? AND ? AND status = 0 ORDER BY id',
       claim: 'UPDATE items SET status = 1, file = ?, record = ? WHERE id = ? AND status = 0',
       unclaim: 'UPDATE items SET status = 0, file = NULL, record = NULL WHERE id = ?',
       fileTaken: 'SELECT 1 AS x FROM items WHERE file = ? COLLATE NOCASE',
       done: 'UPDATE items SET status = 2, recorded = 1, done_at = ? WHERE id = ?',
-      fail: 'UPDATE items SET status = 3, code = ?, http_status = ?, message = ? WHERE id = ?',
-      failures: 'SELECT url, code, http_status AS status, message FROM items WHERE status = 3 ORDER BY id',
+      fail: 'UPDATE items SET status = 3, code = ?, http_status = ?, message = ?, stack = ? WHERE id = ?',
+      failures: 'SELECT url, code, http_status AS status, message, stack FROM items WHERE status = 3 ORDER BY id',
       counts: 'SELECT status, count(*) AS n FROM items WHERE requested = 1 GROUP BY status',
       saving: 'SELECT id, url, file, record FROM items WHERE status = 1',
       retryFailed: 'UPDATE items SET status = 0, code = NULL, http_status = NULL, message = NULL WHERE status = 3',
       resetPending: 'UPDATE items SET status = 0, file = NULL, record = NULL WHERE id = ?',
       pendingIds: 'SELECT id FROM items WHERE status = 0 ORDER BY id',
+      itemByUrl: 'SELECT id, status, file FROM items WHERE url = ?',
+      adopt: 'UPDATE items SET status = 2, file = ?, record = ?, recorded = 1, done_at = ?, code = NULL, http_status = NULL, message = NULL WHERE id = ? AND status != 2',
+      doneFiles: 'SELECT id, url, file, record FROM items WHERE status = 2 AND file IS NOT NULL AND id > ? ORDER BY id LIMIT ?',
+      resetDone: 'UPDATE items SET status = 0, file = NULL, record = NULL, recorded = 0, done_at = NULL WHERE id = ? AND status = 2',
+      doneRecords: 'SELECT id, url, record FROM items WHERE status = 2 AND record IS NOT NULL AND id > ? ORDER BY id LIMIT ?',
+      pageCount: "SELECT count(*) AS n FROM requests WHERE unique_key NOT GLOB 'items:[0-9]*' AND unique_key NOT GLOB 'sweep-*'",
       // Crawlee queue
       reqByKey: 'SELECT id, handled FROM requests WHERE unique_key = ?',
       reqById: 'SELECT id, unique_key AS uniqueKey, json, handled FROM requests WHERE id = ?',
@@ -177,7 +194,7 @@ export class RunStore {
    * ones that are new and pending, or undefined when none are.
    */
   addItems(
-    items: Array<{ url: string; name?: string | null; info?: string | null; failure?: { code: ReasonCode; message: string; status?: number | null } }>,
+    items: Array<{ url: string; name?: string | null; info?: string | null; failure?: { code: ReasonCode; message: string; status?: number | null; stack?: string } }>,
     /** Filled in with what changed, so that callers can keep counts without scanning the table. */
     stats: AddStats = { added: 0, failed: 0, revived: 0 },
   ): { from: number; to: number } | undefined {
@@ -186,7 +203,7 @@ export class RunStore {
       let added = 0;
       for (const item of items) {
         const res = item.failure
-          ? this.q.addFailedItem!.run(item.url, item.failure.code, item.failure.status ?? null, item.failure.message.slice(0, 2000))
+          ? this.q.addFailedItem!.run(item.url, item.failure.code, item.failure.status ?? null, item.failure.message.slice(0, 2000), item.failure.stack ?? null)
           : this.q.addItem!.run(item.url, item.name ?? null, item.info ?? null);
         if (res.changes === 0) stats.revived += Number(this.q.request!.run(item.url).changes);
         else if (item.failure) stats.failed++;
@@ -234,21 +251,27 @@ export class RunStore {
     this.q.unclaim!.run(id);
   }
 
-  /** Marks images done whose records are in the metadata file. One transaction for the batch. */
-  markDone(ids: number[]): void {
-    if (ids.length === 0) return;
+  /**
+   * Marks images done whose records are in the metadata file, and how long that file is now: both in one
+   * transaction, so that after a crash the store knows which part of the file it has accounted for.
+   */
+  markDone(ids: number[], metadataBytes?: number): void {
+    if (ids.length === 0 && metadataBytes === undefined) return;
     const now = Date.now();
     this.db.transaction(() => {
       for (const id of ids) this.q.done!.run(now, id);
+      if (metadataBytes !== undefined) this.setMeta(META_METADATA_BYTES, String(metadataBytes));
     });
   }
 
   markFailed(id: number, failure: Omit<FailureRecord, 'url'>): void {
-    this.q.fail!.run(failure.code, failure.status, failure.message.slice(0, 2000), id);
+    this.q.fail!.run(failure.code, failure.status, failure.message.slice(0, 2000), failure.stack ?? null, id);
   }
 
   failures(): FailureRecord[] {
-    return this.q.failures!.all() as unknown as FailureRecord[];
+    const rows = this.q.failures!.all() as unknown as Array<Omit<FailureRecord, 'stack'> & { stack: string | null }>;
+    // `stack` only where there is one, so the report's other lines keep their four keys.
+    return rows.map(({ stack, ...failure }) => (stack === null ? failure : { ...failure, stack }));
   }
 
   /** Images that were being saved when a run stopped; the caller checks each file and settles it. */
@@ -262,6 +285,44 @@ export class RunStore {
 
   pendingIds(): number[] {
     return (this.q.pendingIds!.all() as Array<{ id: number }>).map((r) => r.id);
+  }
+
+  /** An image by its URL (as stored: normalised, credentials redacted). */
+  itemByUrl(url: string): { id: number; status: number; file: string | null } | undefined {
+    return this.q.itemByUrl!.get(url) as { id: number; status: number; file: string | null } | undefined;
+  }
+
+  /**
+   * Records as saved an image whose file and record were found in the output folder (a record the store lost in a
+   * crash, or one written by an earlier run). False when another image holds that file name.
+   */
+  adopt(id: number, file: string, record: string): boolean {
+    try {
+      return Number(this.q.adopt!.run(file, record, Date.now(), id).changes) === 1;
+    } catch (error) {
+      if (/UNIQUE|constraint/i.test(String((error as Error).message))) return false;
+      throw error;
+    }
+  }
+
+  /** Saved images in id order, `limit` at a time after `afterId` (to check their files after a crash). */
+  doneFiles(afterId: number, limit: number): Array<{ id: number; url: string; file: string; record: string | null }> {
+    return this.q.doneFiles!.all(afterId, limit) as unknown as Array<{ id: number; url: string; file: string; record: string | null }>;
+  }
+
+  /** Saved images' records in id order, `limit` at a time after `afterId`. */
+  doneRecords(afterId: number, limit: number): Array<{ id: number; url: string; record: string }> {
+    return this.q.doneRecords!.all(afterId, limit) as unknown as Array<{ id: number; url: string; record: string }>;
+  }
+
+  /** A saved image whose file is gone (a power cut lost it) goes back to pending. */
+  resetDone(id: number): void {
+    this.q.resetDone!.run(id);
+  }
+
+  /** Plugin pages in the queue (handled or not): start pages and every page a handler found. */
+  pageCount(): number {
+    return Number((this.q.pageCount!.get() as { n: number }).n);
   }
 
   /** Puts every failed image back to pending; returns how many. */
