@@ -6,10 +6,11 @@ import { largestCandidate, looksLikeImage, parseSrcset } from '../src/plugin/htm
 export default definePlugin({
   name: 'gallery',
   description: 'Every image on web pages (img, srcset, picture, og:image, links to image files), following pagination',
+  // A start page and up to 9 next pages after it (--max-depth changes it; --max-pages bounds the whole run).
+  limits: { maxDepth: 9 },
   options: {
     urls: { type: 'string[]', positional: true, required: true, placeholder: 'URL', help: 'the page(s) to start from' },
     next: { type: 'string', placeholder: 'CSS', help: 'selector of the next-page link (default: link[rel=next], a[rel=next])' },
-    maxPages: { type: 'number', integer: true, min: 1, default: 10, help: 'pages visited from each start page, the first included' },
     anyOrigin: { type: 'boolean', help: 'follow next-page links to other origins too (default: same origin only)' },
   },
 
@@ -29,7 +30,7 @@ export default definePlugin({
       } catch {
         throw new UsageError(`Expected a page URL like https://example.org/photos, got ${JSON.stringify(raw)}`);
       }
-      return { url: url.href, label: 'page', userData: { page: 1, origin: url.origin } };
+      return { url: url.href, label: 'page', userData: { origin: url.origin } };
     });
   },
 
@@ -72,17 +73,15 @@ export default definePlugin({
         add(href, a.attr('title') ?? a.find('img[alt]').first().attr('alt') ?? (a.text().trim() || null));
       });
 
-      const number = Number(request.userData['page'] ?? 1);
+      // How far to follow next pages is the core's --max-depth (this plugin's default: 9 after the start page).
       const origin = String(request.userData['origin'] ?? new URL(page.url).origin);
       const pages = [];
-      if (number < options.maxPages) {
-        const link = options.next ? $(options.next).first() : $('link[rel~="next"][href], a[rel~="next"][href]').first();
-        const next = absolute(link.attr('href') ?? link.find('a[href]').first().attr('href'), base);
-        if (next && (options.anyOrigin || new URL(next).origin === origin)) {
-          pages.push({ url: next, label: 'page' as const, userData: { page: number + 1, origin } });
-        } else if (next) {
-          log.debug(`not following ${next}: another origin (--any-origin to allow)`);
-        }
+      const link = options.next ? $(options.next).first() : $('link[rel~="next"][href], a[rel~="next"][href]').first();
+      const next = absolute(link.attr('href') ?? link.find('a[href]').first().attr('href'), base);
+      if (next && (options.anyOrigin || new URL(next).origin === origin)) {
+        pages.push({ url: next, label: 'page' as const, userData: { origin } });
+      } else if (next) {
+        log.debug(`not following ${next}: another origin (--any-origin to allow)`);
       }
       return { images, pages };
     },

@@ -58,9 +58,9 @@ interface Rec {
 
 const quiet = { info() {}, warn() {}, debug() {} };
 
-async function run(name: string, options: { urls: string[]; maxPages?: number; anyOrigin?: boolean; next?: string }) {
+async function run(name: string, options: { urls: string[]; anyOrigin?: boolean; next?: string }, limits: { maxPages?: number; maxDepth?: number } = {}) {
   const out = path.join(dir, name);
-  const summary = await runPlugin(gallery, { options, out, storage: path.join(dir, 'storage'), log: quiet });
+  const summary = await runPlugin(gallery, { options, ...limits, out, storage: path.join(dir, 'storage'), log: quiet });
   const records = fs.readFileSync(path.join(out, 'metadata.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Rec);
   return { summary, records, byPath: new Map(records.map((r) => [new URL(r.url).pathname, r])) };
 }
@@ -88,7 +88,8 @@ test('collects img, the largest srcset candidate, picture, og:image and image li
 
 test('--max-pages 2 stops after two pages', async () => {
   const before = origin.count('/g/3');
-  const { byPath } = await run('two', { urls: [origin.url('/g/1')], maxPages: 2 });
+  const { byPath, summary } = await run('two', { urls: [origin.url('/g/1')] }, { maxPages: 2 });
+  assert.equal(summary.pagesNotVisited, 1, 'the page found past the limit is counted');
   assert.equal(origin.count('/g/3'), before, 'the third page is not fetched');
   assert.ok(byPath.has('/img/d.png'));
   assert.ok(!byPath.has('/img/e.png'));

@@ -10,6 +10,7 @@ import { builtinNames, definePlugin, listPlugins, loadPlugin, runPlugin, type Im
 import { PLUGINS_DIR, REPO_ROOT } from '../src/plugin/loader.ts';
 import { flagName, RESERVED_FLAGS, resolvePluginOptions, validatePlugin } from '../src/plugin/options.ts';
 import { cmdRun, planNew, RUN_FLAGS } from '../src/cli/plugin-commands.ts';
+import { collectChunks } from '../src/plugin/handle.ts';
 import flags from '../plugins/flags.ts';
 import gallery from '../plugins/gallery.ts';
 
@@ -88,8 +89,7 @@ test('imgdl plugins lists the built-ins with their descriptions', async () => {
 test('plugin options are validated, split and defaulted', () => {
   assert.deepEqual(resolvePluginOptions(flags, { codes: ['CN,us', 'BR JP'] }), { codes: ['CN', 'us', 'BR', 'JP'], baseUrl: 'http://flupy.org/data/flags' });
   assert.equal((resolvePluginOptions(flags) as { codes: string[] }).codes.length, 20);
-  assert.deepEqual(resolvePluginOptions(gallery, { urls: ['http://a/x,y'], maxPages: '3' }), { urls: ['http://a/x,y'], next: undefined, maxPages: 3, anyOrigin: false });
-  assert.throws(() => resolvePluginOptions(gallery, { urls: ['http://a/'], maxPages: '0' }), /Expected `max-pages` to be an integer ≥ 1, got "0"/);
+  assert.deepEqual(resolvePluginOptions(gallery, { urls: ['http://a/x,y'] }), { urls: ['http://a/x,y'], next: undefined, anyOrigin: false });
   assert.throws(() => resolvePluginOptions(gallery, {}), /needs URL/);
   assert.throws(() => resolvePluginOptions(flags, { colour: 'red' }), /no option `colour`; its options: codes, baseUrl/);
 });
@@ -208,8 +208,29 @@ test('positional arguments reach the option that takes them (imgdl run gallery U
   origin.route('/pos/a', html('<img src="/img/pos-a.png">'));
   origin.route('/pos/b', html('<img src="/img/pos-b.png">'));
   const work = fs.mkdtempSync(path.join(dir, 'pos-'));
-  const run = await imgdl(['run', 'gallery', origin.url('/pos/a'), origin.url('/pos/b'), '--max-pages', '1', '--out', 'pics', '--storage', 'state', '-q'], work);
+  const run = await imgdl(['run', 'gallery', origin.url('/pos/a'), origin.url('/pos/b'), '--max-depth', '0', '--out', 'pics', '--storage', 'state', '-q'], work);
   assert.equal(run.code, 0, run.stderr);
   assert.deepEqual(fs.readdirSync(path.join(work, 'pics')).filter((f) => f.endsWith('.png')).sort(), ['pos-a.png', 'pos-b.png']);
   await assert.rejects(cmdRun(['flags', 'CN']), (e: Error) => e instanceof UsageError && /takes no arguments/.test(e.message));
+});
+
+test('collectChunks reads a handler result lazily, a chunk at a time, and keeps only the first problems', async () => {
+  let produced = 0;
+  function* images() {
+    for (let i = 0; i < 10_000; i++) {
+      produced++;
+      yield i % 1000 === 0 ? { nope: i } : { url: `http://a.test/${i}.png` };
+    }
+  }
+  const problems = { count: 0, shown: [] as string[] };
+  const chunks = collectChunks({ images: images() }, 'http://a.test/', new Set(['page']), problems);
+  const first = await chunks.next();
+  assert.ok(produced <= 2000, `the first chunk read at most 2,000 entries (read ${produced})`);
+  let added = (first.value as { images: unknown[] }).images.length;
+  for await (const found of chunks) added += found.images.length;
+  assert.equal(added, 9990);
+  assert.equal(problems.count, 10);
+  assert.equal(problems.shown.length, 3);
+  assert.match(problems.shown[1]!, /^images\[1000\]\.url is missing, not a string/);
+  await assert.rejects(collectChunks({ images: 'a.png' }, 'http://a.test/', new Set()).next(), /`images` must be an array \(or an iterable\), not the string/);
 });

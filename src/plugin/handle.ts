@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CheerioAPI } from 'cheerio';
 import { DownloadError } from '../errors.ts';
-import type { ItemInput, LabelHandler } from '../core/engine.ts';
+import { DEPTH_KEY, type ItemInput, type LabelHandler } from '../core/engine.ts';
 import type { AnyPlugin, HandlerContext, Page, PluginLog } from './types.ts';
 
 type Cheerio = typeof import('cheerio');
@@ -23,10 +23,14 @@ export interface Collected {
   problems: string[];
 }
 
+/** Entries of a handler's result read and added at a time: memory stays flat whatever a handler returns. */
+const CHUNK = 2000;
+
 /**
  * Turns a plugin's handlers into engine label handlers: fetch the page, call the plugin, check what it
- * returned, then queue its pages and add its images. A handler that throws, or returns something that is not
- * a result, fails its page with `plugin_error` (the engine records it); bad entries are dropped and reported.
+ * returned, then queue its pages and add its images, a chunk at a time. A handler that throws, or returns something
+ * that is not a result, fails its page with `plugin_error` (the engine records it); bad entries are dropped and
+ * reported.
  */
 export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknown>, log: PluginLog): Record<string, LabelHandler> {
   const labels = new Set(Object.keys(plugin.handlers));
@@ -37,20 +41,76 @@ export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknow
       const page = await engine.fetchPage(request.url);
       const ctx = await context(request, page, options, log, engine.signal);
       const result = await handler(ctx);
-      const found = collect(result, page.finalUrl, labels);
-      if (found.pages.length > 0) await engine.enqueue(found.pages);
-      if (found.images.length > 0) await engine.addItems(found.images);
-      for (const bad of found.badNames) engine.recordFailure(bad.url, 'bad_name', bad.message);
-      if (found.problems.length > 0) engine.recordFailure(request.url, 'plugin_error', summarize(plugin.name, label, found.problems));
+      const problems: Problems = { count: 0, shown: [] };
+      for await (const found of collectChunks(result, page.finalUrl, labels, problems)) {
+        if (engine.signal.aborted) break;
+        if (found.pages.length > 0) await engine.enqueue(found.pages, request.depth + 1);
+        if (found.images.length > 0) await engine.addItems(found.images);
+        for (const bad of found.badNames) engine.recordFailure(bad.url, 'bad_name', bad.message);
+      }
+      if (problems.count > 0) engine.recordFailure(request.url, 'plugin_error', summarize(plugin.name, label, problems));
     };
   }
   return handlers;
 }
 
-function summarize(plugin: string, label: string, problems: string[]): string {
-  const shown = problems.slice(0, 3).join('; ');
-  const more = problems.length > 3 ? `; and ${problems.length - 3} more` : '';
-  return `Plugin ${plugin}, handler ${label}: ${problems.length} bad ${problems.length === 1 ? 'entry' : 'entries'} dropped: ${shown}${more}`;
+/** Bad entries of one handler result: how many, and the first few (what the failure record shows). */
+interface Problems {
+  count: number;
+  shown: string[];
+}
+
+/**
+ * Checks a handler's result a chunk at a time (see collect): `pages` and `images` may be arrays, iterables or async
+ * iterables; anything else fails the page.
+ */
+export async function* collectChunks(result: unknown, base: string, labels: ReadonlySet<string>, problems: Problems = { count: 0, shown: [] }): AsyncGenerator<Collected> {
+  if (result === undefined || result === null) return;
+  if (!isObject(result)) throw new DownloadError('plugin_error', `A handler must return { pages?, images? } or nothing, not ${describe(result)}`);
+  const pages = entries(result.pages, 'pages');
+  const images = entries(result.images, 'images');
+  const note = (found: Collected) => {
+    problems.count += found.problems.length;
+    for (const p of found.problems) if (problems.shown.length < 3) problems.shown.push(p);
+  };
+  let offset = 0;
+  for await (const chunk of chunks(pages)) {
+    const found = collect({ pages: chunk }, base, labels, offset);
+    offset += chunk.length;
+    note(found);
+    yield found;
+  }
+  offset = 0;
+  for await (const chunk of chunks(images)) {
+    const found = collect({ images: chunk }, base, labels, offset);
+    offset += chunk.length;
+    note(found);
+    yield found;
+  }
+}
+
+function entries(value: unknown, what: string): Iterable<unknown> | AsyncIterable<unknown> {
+  if (value === undefined || value === null) return [];
+  if (typeof value === 'object' && (Symbol.iterator in value || Symbol.asyncIterator in value)) return value as Iterable<unknown> | AsyncIterable<unknown>;
+  throw new DownloadError('plugin_error', `\`${what}\` must be an array (or an iterable), not ${describe(value)}`);
+}
+
+async function* chunks(source: Iterable<unknown> | AsyncIterable<unknown>): AsyncGenerator<unknown[]> {
+  let chunk: unknown[] = [];
+  for await (const entry of source) {
+    chunk.push(entry);
+    if (chunk.length >= CHUNK) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+function summarize(plugin: string, label: string, problems: Problems): string {
+  const shown = problems.shown.join('; ');
+  const more = problems.count > problems.shown.length ? `; and ${problems.count - problems.shown.length} more` : '';
+  return `Plugin ${plugin}, handler ${label}: ${problems.count} bad ${problems.count === 1 ? 'entry' : 'entries'} dropped: ${shown}${more}`;
 }
 
 function isHtmlLike(page: Page): boolean {
@@ -71,7 +131,7 @@ async function context(
   const cheerio: Cheerio | undefined = isHtmlLike(page) ? await import('cheerio') : undefined;
   let $: CheerioAPI | undefined;
   let parsed: { value: unknown } | undefined;
-  const { label: _label, __crawlee: _internal, ...userData } = request.userData;
+  const { label: _label, __crawlee: _internal, [DEPTH_KEY]: _depth, ...userData } = request.userData;
   return {
     request: { url: request.url, label: request.label, userData },
     page,
@@ -111,21 +171,16 @@ function absolute(raw: string, base: string): URL | undefined {
 }
 
 /**
- * Checks a handler's result. Not an object (or `pages`/`images` not arrays) → the whole page fails. Otherwise each
- * entry is checked on its own: bad ones are dropped and listed in `problems`, images whose name is a path go to
+ * Checks a chunk of a handler's result (collectChunks has checked its shape). Each entry is checked on its own: bad ones are dropped and listed in `problems`, images whose name is a path go to
  * `badNames`, and the rest is returned with absolute URLs.
  */
-export function collect(result: unknown, base: string, labels: ReadonlySet<string>): Collected {
+export function collect(result: { pages?: unknown[]; images?: unknown[] }, base: string, labels: ReadonlySet<string>, offset = 0): Collected {
   const out: Collected = { pages: [], images: [], badNames: [], problems: [] };
-  if (result === undefined || result === null) return out;
-  if (!isObject(result)) throw new DownloadError('plugin_error', `A handler must return { pages?, images? } or nothing, not ${describe(result)}`);
   const { pages = [], images = [] } = result;
-  if (!Array.isArray(pages)) throw new DownloadError('plugin_error', `\`pages\` must be an array, not ${describe(pages)}`);
-  if (!Array.isArray(images)) throw new DownloadError('plugin_error', `\`images\` must be an array, not ${describe(images)}`);
 
   const seenPages = new Set<string>();
   pages.forEach((entry: unknown, i) => {
-    const where = `pages[${i}]`;
+    const where = `pages[${offset + i}]`;
     if (!isObject(entry)) return void out.problems.push(`${where} is ${describe(entry)}, not { url, label }`);
     if (typeof entry.url !== 'string') return void out.problems.push(`${where}.url is ${describe(entry.url)}, not a string`);
     if (typeof entry.label !== 'string' || !labels.has(entry.label)) {
@@ -143,7 +198,7 @@ export function collect(result: unknown, base: string, labels: ReadonlySet<strin
 
   const seenImages = new Set<string>();
   images.forEach((entry: unknown, i) => {
-    const where = `images[${i}]`;
+    const where = `images[${offset + i}]`;
     if (!isObject(entry)) return void out.problems.push(`${where} is ${describe(entry)}, not { url, name?, metadata? }`);
     if (typeof entry.url !== 'string') return void out.problems.push(`${where}.url is ${describe(entry.url)}, not a string`);
     if (entry.name !== undefined && entry.name !== null && typeof entry.name !== 'string') return void out.problems.push(`${where}.name is ${describe(entry.name)}, not a string`);
@@ -178,6 +233,7 @@ function isJson(value: unknown): boolean {
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'missing';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 60))}`;
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value).slice(0, 60)}`;

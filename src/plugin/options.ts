@@ -4,7 +4,8 @@ import type { AnyPlugin, OptionSpec, OptionSpecs } from './types.ts';
 /** Flags `imgdl run` keeps for itself (engine and run flags); a plugin option cannot take these names. */
 export const RESERVED_FLAGS: readonly string[] = [
   'out', 'concurrency', 'per-host', 'retries', 'retry-delay', 'timeout', 'stall-timeout', 'connect-timeout',
-  'max-bytes', 'max-redirects', 'max-retry-after', 'user-agent', 'run', 'storage', 'fresh', 'retry-failed',
+  'max-bytes', 'max-redirects', 'max-retry-after', 'user-agent', 'block-private', 'run', 'storage', 'fresh', 'retry-failed',
+  'max-pages', 'max-depth',
   'json', 'quiet', 'help', 'version',
 ];
 
@@ -50,6 +51,13 @@ export function validatePlugin(value: unknown, source: string): AnyPlugin {
     }
   }
   if (positional > 1) fail('at most one option can take the positional arguments');
+  if (p.limits !== undefined) {
+    if (typeof p.limits !== 'object' || p.limits === null) fail('`limits` must be { maxPages?, maxDepth? }');
+    for (const [key, min] of [['maxPages', 1], ['maxDepth', 0]] as const) {
+      const v = p.limits[key];
+      if (v !== undefined && !(Number.isInteger(v) && v >= min)) fail(`\`limits.${key}\` must be an integer ≥ ${min}`);
+    }
+  }
   return value as AnyPlugin;
 }
 

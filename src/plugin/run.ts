@@ -1,13 +1,12 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { Engine, type Progress, type Summary } from '../core/engine.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from '../core/runs.ts';
 import type { EngineOptions } from '../core/engine.ts';
-import { resolveOptions, type DownloadOptions } from '../options.ts';
+import { integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import { engineHandlers, type QueuedPage } from './handle.ts';
 import { resolvePluginOptions } from './options.ts';
-import type { AnyPlugin, OptionSpecs, OptionValues, Plugin, PluginLog } from './types.ts';
+import type { AnyPlugin, OptionSpecs, OptionValues, PageLimits, Plugin, PluginLog } from './types.ts';
 
 export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadOptions {
   /** The plugin's options (validated; defaults filled in). */
@@ -29,6 +28,10 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
   onProgress?: (progress: Progress) => void;
   /** Where the plugin's `ctx.log` goes; default: stderr (debug only with IMGDL_DEBUG set). */
   log?: PluginLog;
+  /** Most pages visited in the run, start pages included (default: the plugin's `limits`, else no limit). */
+  maxPages?: number;
+  /** Most links followed from a start page; 0 visits the start pages only (default: the plugin's, else no limit). */
+  maxDepth?: number;
 }
 
 export interface PluginRunPlan {
@@ -38,12 +41,16 @@ export interface PluginRunPlan {
   stateDir: string;
   engineOptions: EngineOptions;
   start: QueuedPage[];
+  limits: PageLimits;
 }
 
 /** Resolves where a plugin run writes, which run it continues and its start pages, before any network work. */
 export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = {}): Promise<PluginRunPlan> {
   const values = resolvePluginOptions(plugin, opts.options as Record<string, unknown> | undefined);
   const engineOptions = resolveOptions(downloadOptions(opts));
+  const limits: PageLimits = { ...plugin.limits };
+  if (opts.maxPages !== undefined) limits.maxPages = integer('maxPages', opts.maxPages, 1);
+  if (opts.maxDepth !== undefined) limits.maxDepth = integer('maxDepth', opts.maxDepth, 0);
   const outDir = path.resolve(opts.out ?? plugin.name);
   const run = opts.run !== undefined ? safeRunName(opts.run) : deriveRunName('run', plugin.name, { plugin: plugin.name, options: values, outDir });
   if (!run) throw new UsageError(`Expected \`run\` to be a usable name, got ${JSON.stringify(opts.run)}`);
@@ -57,7 +64,7 @@ export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = 
     throw error;
   }
   const start = checkStart(plugin, requested);
-  return { values, outDir, run, stateDir, engineOptions, start };
+  return { values, outDir, run, stateDir, engineOptions, start, limits };
 }
 
 function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
@@ -83,7 +90,7 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
 }
 
 function downloadOptions(opts: RunPluginOptions): DownloadOptions {
-  const { options: _p, out: _o, run: _r, storage: _s, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, ...rest } = opts;
+  const { options: _p, out: _o, run: _r, storage: _s, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, ...rest } = opts;
   return rest;
 }
 
@@ -109,17 +116,20 @@ export function stderrLog(plugin: string, { quiet = false } = {}): PluginLog {
 export async function runPlugin<O extends OptionSpecs, L extends string>(plugin: Plugin<O, L>, opts: RunPluginOptions<OptionValues<O>> = {}): Promise<Summary> {
   const p: AnyPlugin = plugin;
   const plan = await planPluginRun(p, opts as RunPluginOptions);
-  if (opts.fresh) await fs.promises.rm(plan.stateDir, { recursive: true, force: true });
-  markRunStarted(plan.stateDir, { name: plan.run, kind: 'run', command: opts.command ?? ['run', p.name], outDir: plan.outDir });
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
+    name: plan.run,
+    fresh: opts.fresh,
+    maxPages: plan.limits.maxPages,
+    maxDepth: plan.limits.maxDepth,
     options: plan.engineOptions,
     // Added on every run; pages already seen (uniqueKey label:url) are not fetched again.
     requests: plan.start,
     handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name)),
     signal: opts.signal,
   });
+  markRunStarted(plan.stateDir, { name: plan.run, kind: 'run', command: opts.command ?? ['run', p.name], outDir: plan.outDir });
   opts.onStart?.(engine);
   if (opts.onProgress) engine.onProgress(opts.onProgress);
   const summary = await engine.run();

@@ -84,10 +84,13 @@ export interface ImageRequest {
   metadata?: unknown;
 }
 
-/** What a handler found on its page. */
+/**
+ * What a handler found on its page. Each list may be an array, or any iterable or async iterable (a generator):
+ * the core reads it a few thousand entries at a time, so a handler that yields a million images keeps memory flat.
+ */
 export interface HandlerResult<L extends string = string> {
-  pages?: Array<PageRequest<L>>;
-  images?: ImageRequest[];
+  pages?: Array<PageRequest<L>> | Iterable<PageRequest<L>> | AsyncIterable<PageRequest<L>>;
+  images?: ImageRequest[] | Iterable<ImageRequest> | AsyncIterable<ImageRequest>;
 }
 
 export interface PluginLog {
@@ -131,6 +134,20 @@ export interface Plugin<O extends OptionSpecs = OptionSpecs, L extends string = 
   start: (options: OptionValues<O>) => Array<StartRequest<NoInfer<L>>> | Promise<Array<StartRequest<NoInfer<L>>>>;
   /** One handler per label; the labels are these keys (a page with another label is a type error). */
   handlers: Record<L, Handler<OptionValues<O>, NoInfer<L>>>;
+  /**
+   * This plugin's defaults for the core's page limits, `--max-pages` (pages visited in the run, start pages
+   * included) and `--max-depth` (links followed from a start page); the command line overrides them.
+   * @example limits: { maxDepth: 9 } // a start page and up to 9 pages after it
+   */
+  limits?: PageLimits;
+}
+
+/** Bounds on the pages a plugin run visits. */
+export interface PageLimits {
+  /** Most pages visited in the run, start pages included. */
+  maxPages?: number;
+  /** Most links followed from a start page (0: the start pages only). */
+  maxDepth?: number;
 }
 
 /** A plugin of any options, as loaded from a file (every `Plugin` is one). */
@@ -142,4 +159,5 @@ export interface AnyPlugin {
   start: (options: any) => Array<StartRequest> | Promise<Array<StartRequest>>;
   handlers: Record<string, (ctx: HandlerContext<any, any>) => Promise<HandlerResult | void> | HandlerResult | void>;
   /* eslint-enable @typescript-eslint/no-explicit-any */
+  limits?: PageLimits;
 }
