@@ -84,7 +84,7 @@ export class SqliteRequestQueueClient implements RequestQueueClient {
 
   /** Adds requests synchronously, so that a caller can add them in the same transaction as other state. */
   addNow(requests: RequestSchema[], forefront = false): ProcessedRequest[] {
-    return this.store.db.transaction(() => requests.map((request) => this.add(request, forefront)));
+    return this.store.transaction(() => requests.map((request) => this.add(request, forefront)));
   }
 
   private add(request: RequestSchema, forefront: boolean): ProcessedRequest {

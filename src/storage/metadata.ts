@@ -105,7 +105,7 @@ export class MetadataLog {
     let dropped = 0;
     const batch: Array<{ line: string; rec: { url: string; file: string; bytes?: unknown } }> = [];
     const settle = () => {
-      this.store.db.transaction(() => {
+      this.store.transaction(() => {
         for (const { line, rec } of batch) {
           if (this.adoptLine(outDir, line, rec, seen)) {
             kept.push(line);
