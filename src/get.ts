@@ -2,10 +2,12 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './errors.ts';
-import { Engine, FAILURES_FILE, METADATA_FILE, type ItemInput, type Progress, type Summary } from './core/engine.ts';
-import { isBinary, readList } from './core/input.ts';
+import { Engine, FAILURES_FILE, METADATA_FILE, type ItemInput, type Progress, type RunHandle, type Summary } from './core/engine.ts';
+import { asItem, isBinary, readList } from './core/input.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from './core/runs.ts';
-import { redact, REDACTED } from './http/credentials.ts';
+import { httpOption, type HttpClientKind } from './http/client.ts';
+import { redact } from './http/credentials.ts';
+import { storedUrl } from './core/urls.ts';
 import { resolveOptions, type DownloadOptions } from './options.ts';
 import type { ImageRecord } from './core/download.ts';
 import type { ReasonCode } from './errors.ts';
@@ -20,8 +22,10 @@ export interface GetOptions extends DownloadOptions {
   out?: string;
   /** Run name; default: derived from the inputs and the output folder. */
   run?: string;
-  /** Where run state lives; default `./storage`. */
+  /** Where run state lives; default `./storage` (no environment variable is read: the CLI passes `$IMGDL_STORAGE`). */
   storage?: string;
+  /** The HTTP client: `undici` or the runtime's `fetch`; default: undici where its Agent is usable (Node, Deno), else fetch (Bun). */
+  http?: HttpClientKind;
   /** Forget the run's state and start over. */
   fresh?: boolean;
   /** Try again the images that failed in an earlier run. */
@@ -30,7 +34,7 @@ export interface GetOptions extends DownloadOptions {
   /** The argv that reproduces this call, kept so that the run can be resumed by name. */
   command?: string[];
   /** Called once the engine is open (for its `saved`, `failed` and `retry` events). */
-  onStart?: (engine: Engine) => void;
+  onStart?: (run: RunHandle) => void;
   /** Called after each image is settled, with the run's counts. */
   onProgress?: (progress: Progress) => void;
 }
@@ -80,6 +84,7 @@ export function planGet(options: GetOptions) {
   if (!run) throw new UsageError(`Expected \`run\` to be a usable name, got ${JSON.stringify(options.run)}`);
   const stateDir = path.join(runsDir(storageDir(options.storage)), run);
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new UsageError('Expected `onProgress` to be a function');
+  httpOption(options.http);
   return { lists, urls, items, outDir, run, stateDir, engineOptions: resolveOptions(pick(options)) };
 }
 
@@ -97,18 +102,13 @@ function checkTextList(file: string): void {
 }
 
 function toItem(input: unknown, i: number): ItemInput {
-  if (typeof input === 'string') return { url: input };
-  if (input instanceof URL) return { url: input.href };
-  const item = input as Partial<ItemInput> | null;
-  if (typeof item === 'object' && item !== null && (typeof item.url === 'string' || (item.url as unknown) instanceof URL)) {
-    if (item.name !== undefined && typeof item.name !== 'string') throw new UsageError(`Expected \`items[${i}].name\` to be a string, got ${JSON.stringify(item.name)}`);
-    return { url: String(item.url), ...(item.name === undefined ? {} : { name: item.name }), ...(item.metadata === undefined ? {} : { metadata: item.metadata }) };
-  }
-  throw new UsageError(`Expected \`items[${i}]\` to be a URL or { url, name?, metadata? }, got ${JSON.stringify(input)}`);
+  const item = asItem(input);
+  if ('wrong' in item) throw new UsageError(`Expected \`items[${i}]${item.wrong}`);
+  return item;
 }
 
 function pick(options: GetOptions): DownloadOptions {
-  const { inputs: _i, items: _it, out: _o, run: _r, storage: _s, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op, ...rest } = options;
+  const { inputs: _i, items: _it, out: _o, run: _r, storage: _s, http: _h, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op, ...rest } = options;
   return rest;
 }
 
@@ -128,6 +128,8 @@ export async function get(options: GetOptions): Promise<Summary> {
     retryFailed: options.retryFailed,
     fresh: options.fresh,
     signal: options.signal,
+    // The client asked for; when none is, the engine makes this runtime's default.
+    httpKind: options.http,
   });
   markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...(options.inputs ?? [])], outDir: plan.outDir });
   options.onStart?.(engine);
@@ -188,7 +190,7 @@ export async function download(
   for (const f of await readJsonLines<FailureRecord>(path.join(summary.outDir, FAILURES_FILE))) failures.set(f.url, f);
   const results = urls.map((input, index): FolderResult => {
     const raw = typeof input === 'string' ? input : String(input.url);
-    const url = normalizeUrl(raw);
+    const url = recordedUrl(raw);
     const record = records.get(url);
     if (record) return { status: 'saved', ok: true, index, url, file: record.file, path: path.join(summary.outDir, record.file), record };
     const failure = failures.get(url) ?? failures.get(redact(raw));
@@ -198,17 +200,9 @@ export async function download(
   return { summary, results };
 }
 
-/** The URL as the engine records it (trimmed, normalised, without a #fragment); the raw text when not a URL. */
-function normalizeUrl(raw: string): string {
-  try {
-    const url = new URL(raw.trim());
-    url.hash = '';
-    // Stored (and shown) with its password as `***`.
-    if (url.password !== '') url.password = REDACTED;
-    return url.href;
-  } catch {
-    return redact(raw);
-  }
+/** The URL as the engine records it (see storedUrl); the raw text (password redacted) when not an http(s) URL. */
+function recordedUrl(raw: string): string {
+  return storedUrl(raw) ?? redact(raw);
 }
 
 async function readJsonLines<T>(file: string): Promise<T[]> {

@@ -31,7 +31,7 @@ export {
   type DownloaderEvents,
 } from './api/memory.ts';
 export { resolveOptions, type DownloadOptions } from './options.ts';
-export { Engine, DEFAULTS, type Summary, type Progress, type ItemInput, type EngineEvents } from './core/engine.ts';
+export { DEFAULTS, type Summary, type Progress, type ItemInput, type EngineEvents, type RunHandle, type FailureEvent } from './core/types.ts';
 export type { ImageRecord } from './core/download.ts';
 export type { FailureRecord } from './storage/state.ts';
 export { DownloadError, UsageError, REASON_CODES, type ReasonCode } from './errors.ts';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BIN, runCli, tmpDir, type CliResult } from './helpers/cli.ts';
+import { BIN, readJsonl, runCli, tmpDir, type CliResult } from './helpers/cli.ts';
 import { assertFolder, canMount, failureCodes, mount, remount, umount } from './helpers/invariants.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { META_OPEN, RunStore } from '../src/storage/state.ts';
@@ -62,13 +62,13 @@ function assertRefused(run: CliResult, pattern: RegExp, where: string, origin?: 
 }
 
 /**
- * A route on `origin` that holds its answer (a PNG) until `open()` is called, or 30 s pass: a run whose list has
+ * A route on `origin` that holds its answer (a PNG) until `open()` is called, or 120 s pass: a run whose list has
  * this URL cannot end before the test says so.
  */
 function gate(origin: Origin, route: string) {
   let open!: () => void;
   const opened = new Promise<void>((resolve) => (open = resolve));
-  const bound = setTimeout(open, 30_000);
+  const bound = setTimeout(open, 120_000);
   origin.route(route, async (_req, res) => {
     await opened;
     res.writeHead(302, { location: '/img/gate.png' }).end();
@@ -95,6 +95,7 @@ test('two lists into one folder at once: the second run is refused with who hold
     const first = spawnCli(['get', 'x.txt', ...common], dir);
     await waitFor(() => lineCount(path.join(dir, 'pics', 'metadata.jsonl')) > 0 || origin.log.length > 20, 'the first run to start');
     const second = await runCli(['get', 'y.txt', ...common], { cwd: dir });
+    assert.equal(first.child.exitCode, null, 'the first run is still going (held at its last image)');
     assertRefused(second, /is being written by another imgdl run \(process \d+, run get-x-/, path.join(dir, 'pics'));
     held.open();
     assert.equal(await first.exited, 0, first.stderr());
@@ -471,6 +472,43 @@ test('checks saved files after an unclean end: one a power cut lost is fetched a
     assert.equal(rerun.code, 0, rerun.stderr);
     assert.deepEqual(origin.log.slice(before).map((e) => e.path), ['/img/l7.png'], 'only the lost image is fetched again');
     await assertFolder(path.join(dir, 'list'), urls);
+  } finally {
+    await origin.close();
+  }
+});
+
+test('a page that failed is kept apart from the images (never counted as one) and imgdl run --retry-failed fetches it again', async () => {
+  const origin = await startOrigin();
+  const dir = tmpDir();
+  let up = false;
+  origin.route('/album', (_req, res) => {
+    if (!up) {
+      res.writeHead(404).end('not yet');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html' }).end('<img src="/img/r1.png"><img src="/img/r2.png">');
+  });
+  origin.route('/cover', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' }).end('<img src="/img/cover.png">');
+  });
+  try {
+    const args = ['run', 'gallery', origin.url('/cover'), origin.url('/album'), '--out', 'out', '--storage', 'state', '--quiet', '--json'];
+    const first = await runCli(args, { cwd: dir });
+    assert.equal(first.code, 1, first.stderr);
+    const summary = JSON.parse(first.stdout) as { downloaded: number; failed: number; pagesFailed?: number; failuresByCode: Record<string, number> };
+    assert.deepEqual([summary.downloaded, summary.failed, summary.pagesFailed], [1, 0, 1], 'one image saved, no image failed, one page failed');
+    const [line] = readJsonl<{ url: string; code: string; status: number; page?: boolean; label?: string }>(path.join(dir, 'out', 'failures.jsonl'));
+    assert.deepEqual({ url: line!.url, code: line!.code, status: line!.status, page: line!.page, label: line!.label }, { url: origin.url('/album'), code: 'http_status', status: 404, page: true, label: 'page' });
+
+    up = true;
+    const plain = await runCli(args, { cwd: dir });
+    assert.equal(plain.code, 1, 'a plain rerun leaves the failed page failed');
+    const retry = await runCli([...args, '--retry-failed'], { cwd: dir });
+    assert.equal(retry.code, 0, retry.stderr);
+    const after = JSON.parse(retry.stdout) as { downloaded: number; failed: number; pagesFailed?: number; retried?: Record<string, number> };
+    assert.deepEqual([after.downloaded, after.failed, after.pagesFailed, after.retried], [2, 0, undefined, { http_status: 1 }]);
+    await assertFolder(path.join(dir, 'out'), [origin.url('/img/cover.png'), origin.url('/img/r1.png'), origin.url('/img/r2.png')]);
+    assert.equal(fs.existsSync(path.join(dir, 'out', 'failures.jsonl')), false);
   } finally {
     await origin.close();
   }

@@ -57,9 +57,10 @@ test('imgdl run flags saves CN-China.gif with its metadata, reports the missing 
 
     const failures = readJsonl<{ url: string; code: string; status: number }>(path.join(out, 'failures.jsonl'));
     assert.deepEqual(failures.map((f) => [f.url, f.code, f.status]), [[origin.url('/data/flags/xx/metadata.json'), 'http_status', 404]]);
-    const summary = JSON.parse(first.stdout) as { downloaded: number; failed: number; failuresByCode: Record<string, number> };
+    const summary = JSON.parse(first.stdout) as { downloaded: number; failed: number; pagesFailed?: number; failuresByCode: Record<string, number> };
     assert.equal(summary.downloaded, 2);
-    assert.equal(summary.failed, 1);
+    assert.equal(summary.failed, 0, 'no image failed');
+    assert.equal(summary.pagesFailed, 1, "the missing country's metadata page failed");
     assert.deepEqual(summary.failuresByCode, { http_status: 1 });
     assert.match(first.stderr, /Done: 2 downloaded/);
 
@@ -68,8 +69,8 @@ test('imgdl run flags saves CN-China.gif with its metadata, reports the missing 
     const second = await imgdl(args, dir);
     assert.equal(second.code, 1);
     assert.deepEqual(origin.log.slice(before).map((e) => e.path), []);
-    const again = JSON.parse(second.stdout) as { downloaded: number; skipped: number; failed: number };
-    assert.deepEqual([again.downloaded, again.skipped, again.failed], [0, 2, 1]);
+    const again = JSON.parse(second.stdout) as { downloaded: number; skipped: number; failed: number; pagesFailed?: number };
+    assert.deepEqual([again.downloaded, again.skipped, again.failed, again.pagesFailed], [0, 2, 0, 1]);
   } finally {
     await origin.close();
   }

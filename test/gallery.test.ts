@@ -115,3 +115,25 @@ test('srcset parsing keeps commas inside URLs and picks the largest candidate', 
   assert.equal(largestCandidate(parseSrcset('x.png, y.png 1.5x, z.png 3x'))?.url, 'z.png');
   assert.equal(largestCandidate(parseSrcset('')), undefined);
 });
+
+test('a page is fetched by the same pipeline as images: its retries are reported like theirs', async () => {
+  let calls = 0;
+  origin.route('/flaky-page', (_req, res) => {
+    calls++;
+    if (calls === 1) res.writeHead(503, { 'retry-after': '0' }).end('busy');
+    else res.writeHead(200, { 'content-type': 'text/html' }).end('<img src="/img/fp.png">');
+  });
+  const retries: Array<{ url: string; code: string; status: number | undefined }> = [];
+  const out = path.join(dir, 'flaky');
+  const summary = await runPlugin(gallery, {
+    options: { urls: [origin.url('/flaky-page')] },
+    out,
+    storage: path.join(dir, 'storage'),
+    retryDelay: 10,
+    log: quiet,
+    onStart: (run) => run.on('retry', (r) => retries.push({ url: r.url, code: r.code, status: r.status })),
+  });
+  assert.equal(summary.downloaded, 1);
+  assert.deepEqual(retries, [{ url: origin.url('/flaky-page'), code: 'http_status', status: 503 }]);
+  assert.equal(summary.pagesFailed, undefined);
+});

@@ -447,7 +447,8 @@ test('a plugin handler\'s error keeps its message, cause and stack in failures.j
     const dir = tmpDir('imgdl-validate-plugin-');
     const out = path.join(dir, 'out');
     const summary = await runPlugin(plugin, { out, storage: path.join(dir, 'storage'), log: { info() {}, warn() {}, debug() {} } });
-    assert.equal(summary.failed, 1);
+    assert.equal(summary.failed, 0);
+    assert.equal(summary.pagesFailed, 1);
     const [f] = readJsonl<FailureRecord>(path.join(out, 'failures.jsonl'));
     assert.equal(f?.code, 'plugin_error');
     assert.equal(f?.message, 'handler failed (cause: root cause)');

@@ -4,12 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
-import { createHttpClient, type HttpClient } from '../http/client.ts';
+import { createHttpClient, httpOption, runClientOptions, type HttpClient, type HttpClientKind } from '../http/client.ts';
 import { redact, splitCredentials } from '../http/credentials.ts';
 import { KeyedLimiter } from '../http/limits.ts';
-import { Cancelled, dimensions, fetchImage, imageName, parseUrl, type FetchContext, type Fetched } from '../core/download.ts';
-import { disambiguate, shortHash } from '../core/naming.ts';
-import type { EngineOptions } from '../core/engine.ts';
+import { Cancelled, dimensions, fetchImage, imageName, placeNoReplace, type FetchContext, type Fetched } from '../core/download.ts';
+import { normalizeUrl } from '../core/urls.ts';
+import { asItem } from '../core/input.ts';
+import { firstFreeName, shortHash } from '../core/naming.ts';
+import type { EngineOptions } from '../core/types.ts';
 import { resolveOptions, type DownloadOptions } from '../options.ts';
 
 /** Options of an in-memory downloader: the CLI's download options (validated up front). */
@@ -18,6 +20,8 @@ export interface DownloaderOptions extends DownloadOptions {
   signal?: AbortSignal;
   /** Called after each image is settled (saved or failed), for progress bars and logs. */
   onProgress?: (progress: BatchProgress) => void;
+  /** The HTTP client: `undici` (default where its Agent is usable) or the runtime's `fetch` (Bun's default). */
+  http?: HttpClientKind;
 }
 
 /** Options of one call (`fetch`, `stream`). */
@@ -123,16 +127,11 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
 
   constructor(options: DownloaderOptions = {}) {
     super();
-    const { signal, onProgress, ...download } = options;
+    const { signal, onProgress, http, ...download } = options;
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('Expected `onProgress` to be a function');
     this.options = resolveOptions(download);
     this.onProgress = onProgress;
-    this.http = createHttpClient({
-      connectionsPerHost: this.options.perHost,
-      connectTimeoutMs: this.options.connectTimeoutMs,
-      stallTimeoutMs: this.options.stallTimeoutMs,
-      blockPrivateNetwork: this.options.blockPrivateNetwork,
-    });
+    this.http = createHttpClient(runClientOptions(this.options, httpOption(http)));
     this.hosts = new KeyedLimiter(this.options.perHost);
     this.limit = pLimit(this.options.concurrency);
     setMaxListeners(0, this.closing.signal);
@@ -244,17 +243,22 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
       const fetched = await fetchImage(url, ctx, tmp);
       const size = await dimensions(fetched, tmp);
       const base = imageName(url, fetched, job.name);
-      let name = base;
-      for (let i = 0; taken.has(name.toLowerCase()); i++) name = disambiguate(base, job.url, i);
-      taken.add(name.toLowerCase());
-      const file = path.join(dir, name);
-      try {
-        await fs.promises.rename(tmp, file);
-      } catch (error) {
-        taken.delete(name.toLowerCase());
-        throw new DownloadError('write_failed', `Could not save ${name}: ${(error as Error).message}`, { cause: error });
+      // The run's rule for names (firstFreeName) and for putting a file in place (never replacing one: a file
+      // that appeared meanwhile keeps its name, and this image takes the next).
+      for (;;) {
+        const name = firstFreeName(base, job.url, (n) => !taken.has(n.toLowerCase()));
+        if (name === undefined) throw new DownloadError('write_failed', `No free name near ${base}`);
+        taken.add(name.toLowerCase());
+        const file = path.join(dir, name);
+        try {
+          placeNoReplace(tmp, file);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
+          taken.delete(name.toLowerCase());
+          throw new DownloadError('write_failed', `Could not save ${name}: ${(error as Error).message}`, { cause: error });
+        }
+        return { ...imageFacts(job, fetched, size), path: file, file: name };
       }
-      return { ...imageFacts(job, fetched, size), path: file, file: name };
     } catch (error) {
       await fs.promises.rm(tmp, { force: true }).catch(() => {});
       throw error;
@@ -268,9 +272,7 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
       const raw = job.url;
       job.url = redact(raw);
       if (ctx.signal.aborted) throw new Cancelled('stopped');
-      const url = parseUrl(raw);
-      // A #fragment never reaches the server.
-      url.hash = '';
+      const url = normalizeUrl(raw);
       if (url.username === '' && url.password === '') return await work(job, url, ctx);
       const { url: sent, authorization } = splitCredentials(url);
       return await work(job, sent, { ...ctx, authorization });
@@ -332,14 +334,9 @@ function failed(job: Job, error: DownloadError): ImageFailed {
 }
 
 function toJob(input: UrlInput, index: number): Job {
-  if (typeof input === 'string') return { index, url: input.trim() };
-  if (input instanceof URL) return { index, url: input.href };
-  if (typeof input === 'object' && input !== null && (typeof input.url === 'string' || input.url instanceof URL)) {
-    const url = typeof input.url === 'string' ? input.url.trim() : input.url.href;
-    return { index, url, name: input.name, metadata: input.metadata };
-  }
+  const item = asItem(input);
   // Not a URL at all: reported like a malformed list line, the batch goes on.
-  return { index, url: String(input) };
+  return 'wrong' in item ? { index, url: String(input) } : { index, ...item };
 }
 
 function toAsyncIterator<T>(input: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> {

@@ -1,10 +1,10 @@
 import cliProgress from 'cli-progress';
 import bytes from 'bytes';
-import type { Engine, Summary } from '../core/engine.ts';
+import type { RunHandle, Summary } from '../core/engine.ts';
 import { REASON_CODES } from '../errors.ts';
 
 /** A progress bar on a terminal, a quiet line every few seconds otherwise. Both on stderr. */
-export function showProgress(engine: Engine, stream: NodeJS.WriteStream = process.stderr): () => void {
+export function showProgress(engine: RunHandle, stream: NodeJS.WriteStream = process.stderr): () => void {
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
@@ -53,6 +53,7 @@ export function formatSummary(s: Summary, cwd = process.cwd()): string {
   const rel = (p: string) => (p.startsWith(cwd + '/') ? p.slice(cwd.length + 1) : p);
   const lines = [
     `${s.interrupted ? 'Stopped' : 'Done'}: ${s.downloaded} downloaded, ${s.skipped} skipped (already there), ${s.failed} failed` +
+      (s.pagesFailed ? `, ${s.pagesFailed} pages failed` : '') +
       (s.pending > 0 ? `, ${s.pending} pending` : '') +
       ` — ${bytes.format(s.bytes) ?? '0B'} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond} img/s)`,
     `Images and ${rel(s.metadataFile)} in ${rel(s.outDir)}/`,
@@ -62,7 +63,7 @@ export function formatSummary(s: Summary, cwd = process.cwd()): string {
     const before = byCode(s.retried) || 'none';
     lines.push(`Retried failures: before ${before}; after ${byCode(s.failuresByCode) || 'none'}`);
   }
-  if (s.failed > 0) {
+  if (s.failed > 0 || s.pagesFailed) {
     const codes = byCode(s.failuresByCode);
     lines.push(`Failures (${codes}) in ${rel(s.failuresFile)}`);
     for (const [code, n] of Object.entries(s.failuresByCode)) {

@@ -10,7 +10,8 @@ import { checkLiteralHost } from '../http/address.ts';
 import { header, type HttpClient, type HttpResponse } from '../http/client.ts';
 import { redact, Secrets } from '../http/credentials.ts';
 import type { KeyedLimiter } from '../http/limits.ts';
-import { disambiguate, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
+import { normalizeUrl } from './urls.ts';
+import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
 import { incompleteReason, Tail } from './complete.ts';
 import { SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.ts';
 import type { Item, RunStore } from '../storage/state.ts';
@@ -111,7 +112,7 @@ export class NameClaims {
     this.pending = [];
     const results: Array<string | DownloadError> = [];
     try {
-      this.store.db.transaction(() => {
+      this.store.transaction(() => {
         for (const { item, base, record, adoptable } of batch) results.push(this.choose(item, base, record, adoptable));
       });
     } catch (error) {
@@ -136,13 +137,12 @@ export class NameClaims {
   }
 
   private choose(item: Item, base: string, record: ImageRecord, adoptable: string | undefined): string | DownloadError {
-    for (let tries = 0; tries <= 20; tries++) {
-      const name = tries === 0 ? base : disambiguate(base, item.url, tries - 1);
-      if (this.existing.has(name.toLowerCase()) && name !== adoptable) continue;
+    const name = firstFreeName(base, item.url, (name) => {
+      if (this.existing.has(name.toLowerCase()) && name !== adoptable) return false;
       record.file = name;
-      if (this.store.claim(item.id, name, JSON.stringify(record))) return name;
-    }
-    return new DownloadError('write_failed', `No free name near ${base}`);
+      return this.store.claim(item.id, name, JSON.stringify(record));
+    });
+    return name ?? new DownloadError('write_failed', `No free name near ${base}`);
   }
 }
 
@@ -158,7 +158,7 @@ const IN_MEMORY_LIMIT = 512 * 1024;
 export async function downloadItem(item: Item, ctx: DownloadContext): Promise<ImageRecord> {
   const tmpPath = path.join(ctx.tmpDir, `${item.id}-${process.pid}.part`);
   try {
-    const url = parseUrl(item.url);
+    const url = normalizeUrl(item.url);
     const { url: sent, ctx: itemCtx } = withCredentials(url, ctx);
     const fetched = await fetchImage(sent, itemCtx, tmpPath);
     return await save(item, sent, fetched, tmpPath, ctx);
@@ -176,7 +176,7 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
  */
 export async function fetchImage(url: URL, ctx: FetchContext, tmpPath?: string): Promise<Fetched> {
   try {
-    return await withRetries(url, ctx, () => attempt(url, tmpPath, ctx), ctx.onRetry);
+    return await withRetries(url, ctx, () => attempt(url, ctx, IMAGE_ACCEPT, (res, finalUrl) => readBody(res, finalUrl, tmpPath, ctx)));
   } catch (error) {
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
     throw toDownloadError(error);
@@ -191,7 +191,7 @@ export async function fetchImage(url: URL, ctx: FetchContext, tmpPath?: string):
  * for which shouldConsumeRetry says false is retried without backoff, but is not counted against `retries` either
  * (nor does it grow the backoff), so those retries are counted here, against the same budget.
  */
-async function withRetries<T>(url: URL, ctx: FetchContext, run: () => Promise<T>, onRetry?: FetchContext['onRetry']): Promise<T> {
+async function withRetries<T>(url: URL, ctx: FetchContext, run: () => Promise<T>): Promise<T> {
   const { settings } = ctx;
   let waitedOut = 0;
   const waitsOut = (error: unknown): error is DownloadError & { retryAfterMs: number } =>
@@ -212,7 +212,7 @@ async function withRetries<T>(url: URL, ctx: FetchContext, run: () => Promise<T>
       if (waitsOut(error) && error.retryAfterMs > settings.maxRetryAfterMs) {
         throw new DownloadError('http_status', `${error.message}; Retry-After of ${Math.round(error.retryAfterMs / 1000)} s is over the limit`, { status: error.status });
       }
-      onRetry?.(url.href, error, attemptNumber);
+      ctx.onRetry?.(url.href, error, attemptNumber);
       if (!waitsOut(error)) return;
       waitedOut++;
       ctx.hosts.pause(url.host, error.retryAfterMs);
@@ -234,42 +234,31 @@ const MAX_PAGE_BYTES = 20 * 1024 * 1024;
 
 /** Fetches a page as text, with the same redirects, timeouts and retries as images. Throws DownloadError. */
 export async function fetchPage(rawUrl: string, ctx: FetchContext): Promise<Page> {
-  const url = parseUrl(rawUrl);
+  const url = normalizeUrl(rawUrl);
   try {
-    return await withRetries(url, ctx, () => pageAttempt(url, ctx));
+    return await withRetries(url, ctx, () => attempt(url, ctx, PAGE_ACCEPT, (res, finalUrl) => readPage(res, url, finalUrl)));
   } catch (error) {
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
     throw toDownloadError(error);
   }
 }
 
-async function pageAttempt(url: URL, ctx: FetchContext): Promise<Page> {
-  await ctx.hosts.acquire(url.host, ctx.signal);
-  const { signal, done } = attemptSignal(ctx.signal, ctx.settings.timeoutMs);
-  try {
-    const { res, finalUrl } = await follow(url, ctx, signal, PAGE_ACCEPT);
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    for await (const chunk of res.body) {
-      bytes += chunk.byteLength;
-      if (bytes > MAX_PAGE_BYTES) throw new DownloadError('too_large', `Page is over ${MAX_PAGE_BYTES} bytes`);
-      chunks.push(Buffer.from(chunk));
-    }
-    return {
-      url: url.href,
-      finalUrl: finalUrl.href,
-      status: res.status,
-      contentType: header(res.headers, 'content-type') ?? '',
-      body: Buffer.concat(chunks).toString('utf8'),
-    };
-  } catch (error) {
-    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
-    if (signal.aborted) throw new DownloadError('timeout', `No complete response within ${ctx.settings.timeoutMs / 1000} s`, { retryable: true, cause: error });
-    throw toDownloadError(error);
-  } finally {
-    done();
-    ctx.hosts.release(url.host);
+/** Reads a page's body as text (at most MAX_PAGE_BYTES). */
+async function readPage(res: HttpResponse, url: URL, finalUrl: URL): Promise<Page> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of res.body) {
+    bytes += chunk.byteLength;
+    if (bytes > MAX_PAGE_BYTES) throw new DownloadError('too_large', `Page is over ${MAX_PAGE_BYTES} bytes`);
+    chunks.push(Buffer.from(chunk));
   }
+  return {
+    url: url.href,
+    finalUrl: finalUrl.href,
+    status: res.status,
+    contentType: header(res.headers, 'content-type') ?? '',
+    body: Buffer.concat(chunks).toString('utf8'),
+  };
 }
 
 /**
@@ -285,18 +274,6 @@ export function withCredentials<C extends FetchContext>(url: URL, ctx: C): { url
 
 const NO_SECRETS = new Secrets();
 
-export function parseUrl(raw: string): URL {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new DownloadError('invalid_url', `Not a valid absolute URL: ${JSON.stringify(raw.slice(0, 200))}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new DownloadError('unsupported_scheme', `Only http and https are fetched, not ${url.protocol}`);
-  }
-  return url;
-}
 
 /** A fetched, validated image body (in `body` when fetched into memory, else in the temporary file). */
 export interface Fetched {
@@ -314,14 +291,19 @@ export interface Fetched {
 const IMAGE_ACCEPT = 'image/avif,image/webp,image/*,*/*;q=0.8';
 const PAGE_ACCEPT = 'text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8';
 
-async function attempt(url: URL, tmpPath: string | undefined, ctx: FetchContext): Promise<Fetched> {
+/**
+ * One attempt at `url`, for images and pages alike: a slot of the host's limit, a time limit, the redirects (each hop
+ * checked), then `read` of the final response. Whatever fails becomes a DownloadError (a time-out `timeout`), or
+ * Cancelled when the run is stopping.
+ */
+async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (res: HttpResponse, finalUrl: URL) => Promise<T>): Promise<T> {
   if (ctx.signal.aborted) throw new Cancelled('stopped');
   const host = url.host;
   await ctx.hosts.acquire(host, ctx.signal);
   const { signal, done } = attemptSignal(ctx.signal, ctx.settings.timeoutMs);
   try {
-    const { res, finalUrl } = await follow(url, ctx, signal, IMAGE_ACCEPT);
-    return await readBody(res, finalUrl, tmpPath, ctx);
+    const { res, finalUrl } = await follow(url, ctx, signal, accept);
+    return await read(res, finalUrl);
   } catch (error) {
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
     if (signal.aborted) throw new DownloadError('timeout', `No complete response within ${ctx.settings.timeoutMs / 1000} s`, { retryable: true, cause: error });
@@ -622,7 +604,7 @@ const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'E
  * check-then-rename race with another program writing into the folder. Where links are not supported, an
  * exclusive create claims the name, then the rename replaces that empty placeholder.
  */
-function placeNoReplace(tmpPath: string, final: string): void {
+export function placeNoReplace(tmpPath: string, final: string): void {
   try {
     fs.linkSync(tmpPath, final);
   } catch (error) {

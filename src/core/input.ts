@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { UsageError } from '../errors.ts';
-import type { ItemInput } from './engine.ts';
+import type { ItemInput } from './types.ts';
 
 /**
  * True when the bytes are not text: a NUL byte (never in a text list; every binary image and archive format has
@@ -9,6 +9,23 @@ import type { ItemInput } from './engine.ts';
  */
 export function isBinary(head: Uint8Array): boolean {
   return head.includes(0);
+}
+
+/**
+ * A URL given to the library (a string, a URL, or `{ url, name?, metadata? }`) as an item, or what is wrong with it
+ * (to follow "Expected `items[i]`"): the one coercion for `get`'s items and the in-memory downloader's inputs,
+ * which report it differently (a usage error before any work; a failed result in a batch that goes on).
+ */
+export function asItem(input: unknown): ItemInput | { wrong: string } {
+  if (typeof input === 'string') return { url: input.trim() };
+  if (input instanceof URL) return { url: input.href };
+  const item = input as Partial<ItemInput> | null;
+  if (typeof item === 'object' && item !== null && (typeof item.url === 'string' || (item.url as unknown) instanceof URL)) {
+    if (item.name !== undefined && typeof item.name !== 'string') return { wrong: `.name\` to be a string, got ${JSON.stringify(item.name)}` };
+    const url = typeof item.url === 'string' ? item.url.trim() : String(item.url);
+    return { url, ...(item.name === undefined ? {} : { name: item.name }), ...(item.metadata === undefined ? {} : { metadata: item.metadata }) };
+  }
+  return { wrong: `\` to be a URL or { url, name?, metadata? }, got ${JSON.stringify(input)}` };
 }
 
 /** The URLs of a list file, one a line; blank lines and `#` comments are skipped. Streams: a big list is never read whole. */

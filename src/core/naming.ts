@@ -95,6 +95,18 @@ export function shortHash(value: string, length = 10): string {
   return createHash('sha1').update(value).digest('hex').slice(0, length);
 }
 
+/**
+ * The first of `base` and its stable alternatives (see disambiguate) that `take` accepts, or undefined after 21:
+ * the one rule for name collisions, whether names are claimed in a run's store or in memory.
+ */
+export function firstFreeName(base: string, url: string, take: (name: string) => boolean): string | undefined {
+  for (let tries = 0; tries <= 20; tries++) {
+    const name = tries === 0 ? base : disambiguate(base, url, tries - 1);
+    if (take(name)) return name;
+  }
+  return undefined;
+}
+
 /** The stable alternative name for `name` when another URL already holds it: `x.png` → `x-1a2b3c4d.png`. */
 export function disambiguate(name: string, url: string, attempt: number): string {
   const { stem, ext } = splitExt(name);

@@ -4,9 +4,12 @@ import path from 'node:path';
 import sanitize from 'sanitize-filename';
 import { redact } from '../http/credentials.ts';
 
-/** Where run state lives: --storage, else CRAWLEE_STORAGE_DIR (Crawlee's own variable), else ./storage. */
+/**
+ * Where run state lives: the `storage` option, else ./storage. No environment variable is read here: the CLI
+ * passes --storage, else $IMGDL_STORAGE, else $CRAWLEE_STORAGE_DIR (Crawlee's own variable) as `explicit`.
+ */
 export function storageDir(explicit?: string): string {
-  return path.resolve(explicit ?? process.env['IMGDL_STORAGE'] ?? process.env['CRAWLEE_STORAGE_DIR'] ?? 'storage');
+  return path.resolve(explicit ?? 'storage');
 }
 
 export function runsDir(storage: string): string {

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { CheerioAPI } from 'cheerio';
 import { DownloadError } from '../errors.ts';
-import { DEPTH_KEY, type ItemInput, type LabelHandler } from '../core/engine.ts';
+import { DEPTH_KEY, type ItemInput, type LabelHandler } from '../core/types.ts';
+import { resolveUrl } from '../core/urls.ts';
 import type { AnyPlugin, HandlerContext, Page, PluginLog } from './types.ts';
 
 type Cheerio = typeof import('cheerio');
@@ -37,18 +38,18 @@ export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknow
   const handlers: Record<string, LabelHandler> = {};
   for (const label of labels) {
     const handler = plugin.handlers[label]!;
-    handlers[label] = async (request, engine) => {
-      const page = await engine.fetchPage(request.url);
-      const ctx = await context(request, page, options, log, engine.signal);
+    handlers[label] = async (request, run) => {
+      const page = await run.fetchPage(request.url);
+      const ctx = await context(request, page, options, log, run.signal);
       const result = await handler(ctx);
       const problems: Problems = { count: 0, shown: [] };
       for await (const found of collectChunks(result, page.finalUrl, labels, problems)) {
-        if (engine.signal.aborted) break;
-        if (found.pages.length > 0) await engine.enqueue(found.pages, request.depth + 1);
-        if (found.images.length > 0) await engine.addItems(found.images);
-        for (const bad of found.badNames) engine.recordFailure(bad.url, 'bad_name', bad.message);
+        if (run.signal.aborted) break;
+        if (found.pages.length > 0) run.enqueue(found.pages);
+        if (found.images.length > 0) run.addItems(found.images);
+        for (const bad of found.badNames) run.failImage(bad.url, 'bad_name', bad.message);
       }
-      if (problems.count > 0) engine.recordFailure(request.url, 'plugin_error', summarize(plugin.name, label, problems));
+      if (problems.count > 0) run.failPage('plugin_error', summarize(plugin.name, label, problems));
     };
   }
   return handlers;
@@ -159,16 +160,6 @@ async function context(
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Resolves a URL found on a page; the fragment is dropped (it is never sent to the server). */
-function absolute(raw: string, base: string): URL | undefined {
-  try {
-    const url = new URL(raw.trim(), base);
-    url.hash = '';
-    return url;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Checks a chunk of a handler's result (collectChunks has checked its shape). Each entry is checked on its own: bad ones are dropped and listed in `problems`, images whose name is a path go to
@@ -188,7 +179,7 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     }
     if (entry.userData !== undefined && !isObject(entry.userData)) return void out.problems.push(`${where}.userData is ${describe(entry.userData)}, not an object`);
     if (entry.userData !== undefined && !isJson(entry.userData)) return void out.problems.push(`${where}.userData cannot be stored as JSON`);
-    const url = absolute(entry.url, base);
+    const url = resolveUrl(entry.url, base);
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return void out.problems.push(`${where}.url ${JSON.stringify(entry.url.slice(0, 200))} is not an http(s) URL`);
     const key = `${entry.label}:${url.href}`;
     if (seenPages.has(key)) return;
@@ -203,7 +194,7 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     if (typeof entry.url !== 'string') return void out.problems.push(`${where}.url is ${describe(entry.url)}, not a string`);
     if (entry.name !== undefined && entry.name !== null && typeof entry.name !== 'string') return void out.problems.push(`${where}.name is ${describe(entry.name)}, not a string`);
     if (entry.metadata !== undefined && !isJson(entry.metadata)) return void out.problems.push(`${where}.metadata cannot be stored as JSON`);
-    const url = absolute(entry.url, base);
+    const url = resolveUrl(entry.url, base);
     // A URL that does not parse is left to the core, which records it as `invalid_url` for this image.
     const href = url?.href ?? entry.url;
     if (seenImages.has(href)) return;

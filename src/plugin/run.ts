@@ -1,10 +1,12 @@
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
-import { Engine, type Progress, type Summary } from '../core/engine.ts';
+import { Engine, type Progress, type RunHandle, type Summary } from '../core/engine.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from '../core/runs.ts';
 import type { EngineOptions } from '../core/engine.ts';
+import { httpOption, type HttpClientKind } from '../http/client.ts';
 import { integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import { engineHandlers, type QueuedPage } from './handle.ts';
+import { resolveUrl } from '../core/urls.ts';
 import { resolvePluginOptions } from './options.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues, PageLimits, Plugin, PluginLog } from './types.ts';
 
@@ -15,23 +17,27 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
   out?: string;
   /** Run name; default: derived from the plugin, its options and the output folder. */
   run?: string;
-  /** Where run state lives; default `./storage`. */
+  /** Where run state lives; default `./storage` (no environment variable is read: the CLI passes `$IMGDL_STORAGE`). */
   storage?: string;
+  /** The HTTP client: `undici` or the runtime's `fetch`; default: undici where its Agent is usable (Node, Deno), else fetch (Bun). */
+  http?: HttpClientKind;
   /** Forget the run's state and start over. */
   fresh?: boolean;
   signal?: AbortSignal;
   /** The argv that reproduces this call, kept so that `imgdl runs` can show how to resume it. */
   command?: string[];
   /** Called once the engine is open (for its `saved`, `failed` and `retry` events). */
-  onStart?: (engine: Engine) => void;
-  /** Called after each image or page is settled, with the run's counts. */
+  onStart?: (run: RunHandle) => void;
+  /** Called with the run's counts after each image is saved or fails, and after each page that fails. */
   onProgress?: (progress: Progress) => void;
-  /** Where the plugin's `ctx.log` goes; default: stderr (debug only with IMGDL_DEBUG set). */
+  /** Where the plugin's `ctx.log` goes; default: stderrLog(), without debug lines (the CLI shows them with IMGDL_DEBUG set). */
   log?: PluginLog;
-  /** Most pages visited in the run, start pages included (default: the plugin's `limits`, else no limit). */
-  maxPages?: number;
-  /** Most links followed from a start page; 0 visits the start pages only (default: the plugin's, else no limit). */
-  maxDepth?: number;
+  /** Try again the images and pages that failed in an earlier run of this plugin (pages are fetched again). */
+  retryFailed?: boolean;
+  /** Most pages visited in the run, start pages included (default: the plugin's `limits`, else no limit); digits ("20") too. */
+  maxPages?: number | string;
+  /** Most links followed from a start page; 0 visits the start pages only (default: the plugin's, else no limit); digits too. */
+  maxDepth?: number | string;
 }
 
 export interface PluginRunPlan {
@@ -48,6 +54,7 @@ export interface PluginRunPlan {
 export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = {}): Promise<PluginRunPlan> {
   const values = resolvePluginOptions(plugin, opts.options as Record<string, unknown> | undefined);
   const engineOptions = resolveOptions(downloadOptions(opts));
+  httpOption(opts.http);
   const limits: PageLimits = { ...plugin.limits };
   if (opts.maxPages !== undefined) limits.maxPages = integer('maxPages', opts.maxPages, 1);
   if (opts.maxDepth !== undefined) limits.maxDepth = integer('maxDepth', opts.maxDepth, 0);
@@ -76,31 +83,26 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
     if (typeof req.label !== 'string' || !labels.includes(req.label)) {
       throw new Error(`Plugin ${plugin.name}: start()[${i}] has label ${JSON.stringify(req.label)}, which has no handler (labels: ${labels.join(', ')})`);
     }
-    let url: URL;
-    try {
-      url = new URL(req.url);
-    } catch {
-      // Start URLs come from the user's options (a base URL, page URLs): a bad one is a usage error.
-      throw new UsageError(`Plugin ${plugin.name}: ${JSON.stringify(req.url)} is not an absolute URL`);
-    }
+    // Start URLs come from the user's options (a base URL, page URLs): a bad one is a usage error.
+    const url = resolveUrl(req.url);
+    if (!url) throw new UsageError(`Plugin ${plugin.name}: ${JSON.stringify(req.url)} is not an absolute URL`);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`Plugin ${plugin.name}: ${req.url} is not an http(s) URL`);
-    url.hash = '';
     return { url: url.href, label: req.label, userData: req.userData ?? {} };
   });
 }
 
 function downloadOptions(opts: RunPluginOptions): DownloadOptions {
-  const { options: _p, out: _o, run: _r, storage: _s, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, ...rest } = opts;
+  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ...rest } = opts;
   return rest;
 }
 
-/** ctx.log for a plugin: one line on stderr each, tagged with the plugin's name. */
-export function stderrLog(plugin: string, { quiet = false } = {}): PluginLog {
+/** ctx.log for a plugin: one line on stderr each, tagged with the plugin's name; `debug` lines only when asked. */
+export function stderrLog(plugin: string, { quiet = false, debug = false } = {}): PluginLog {
   const write = (line: string) => process.stderr.write(`imgdl [${plugin}]: ${line}\n`);
   return {
     info: (m) => (quiet ? undefined : write(m)),
     warn: (m) => write(`warning: ${m}`),
-    debug: (m) => (process.env['IMGDL_DEBUG'] ? write(m) : undefined),
+    debug: (m) => (debug ? write(m) : undefined),
   };
 }
 
@@ -121,6 +123,7 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
     outDir: plan.outDir,
     name: plan.run,
     fresh: opts.fresh,
+    retryFailed: opts.retryFailed,
     maxPages: plan.limits.maxPages,
     maxDepth: plan.limits.maxDepth,
     options: plan.engineOptions,
@@ -128,6 +131,8 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
     requests: plan.start,
     handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name)),
     signal: opts.signal,
+    // The client asked for; when none is, the engine makes this runtime's default.
+    httpKind: opts.http,
   });
   markRunStarted(plan.stateDir, { name: plan.run, kind: 'run', command: opts.command ?? ['run', p.name], outDir: plan.outDir });
   opts.onStart?.(engine);

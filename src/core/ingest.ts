@@ -1,0 +1,106 @@
+import { redact, type Secrets } from '../http/credentials.ts';
+import { toDownloadError, type ReasonCode } from '../errors.ts';
+import { META_INGESTED, type AddStats, type NewItem, type RunStore } from '../storage/state.ts';
+import { normalizeUrl } from './urls.ts';
+import type { Tally } from './tally.ts';
+import type { FailureEvent, ItemInput } from './types.ts';
+
+/** Inputs read and added per transaction. */
+const BATCH = 2000;
+
+/** Meta key set once a run's store holds a URL whose password was redacted (`user:***@`). */
+const CREDENTIALS_META = 'credentials';
+
+/**
+ * True when the run's store holds URLs that had a password: their passwords were never stored, so a resume must
+ * read the lists (and URLs) again, which gives them back (kept in memory by `Ingest.add`), before those images can
+ * be fetched; otherwise they fail with `credentials_missing`.
+ */
+export function hasCredentialedUrls(store: Pick<RunStore, 'getMeta'>): boolean {
+  return store.getMeta(CREDENTIALS_META) === '1';
+}
+
+/**
+ * Puts images into the run: URLs are normalised (one form per image, see urls.ts), passwords kept in memory only,
+ * malformed ones recorded as failures; each batch goes in with its shards in one transaction.
+ */
+export class Ingest {
+  /** Every input was read and added (or had been, by an earlier run). */
+  complete = false;
+
+  constructor(
+    private readonly store: RunStore,
+    private readonly secrets: Secrets,
+    private readonly tally: Tally,
+    /** Queues shards for new image ids (called inside the batch's transaction). */
+    private readonly addShards: (from: number, to: number) => void,
+  ) {}
+
+  /**
+   * Adds images; the batch and its shard requests are written in one transaction, and with `ingested` (the inputs'
+   * key, on the last batch) so is the mark that every input was read.
+   */
+  add(inputs: ItemInput[], ingested?: string): void {
+    let credentialed = false;
+    const rows = inputs.map((input): NewItem => {
+      try {
+        const parsed = normalizeUrl(input.url);
+        // Stored and deduped with the password as `***`; the password itself stays in memory (secrets).
+        if (parsed.password !== '') credentialed = true;
+        const url = this.secrets.add(parsed);
+        return { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
+      } catch (error) {
+        const e = toDownloadError(error);
+        return { url: redact(String(input.url)), failure: { code: e.code, message: e.message } };
+      }
+    });
+    const stats: AddStats = { added: 0, failed: 0, revived: 0 };
+    this.store.transaction(() => {
+      if (credentialed && !hasCredentialedUrls(this.store)) this.store.setMeta(CREDENTIALS_META, '1');
+      const added = this.store.addItems(rows, stats);
+      if (added) this.addShards(added.from, added.to);
+      if (ingested !== undefined) this.store.setMeta(META_INGESTED, ingested);
+    });
+    const failures: FailureEvent[] = [];
+    for (const row of rows) if (row.failure) failures.push({ url: row.url, status: null, code: row.failure.code, message: row.failure.message });
+    this.tally.added(stats, failures);
+  }
+
+  /** Records an image that cannot be fetched at all (a plugin asked for a name that is a path). */
+  fail(url: string, code: ReasonCode, message: string): void {
+    const stats: AddStats = { added: 0, failed: 0, revived: 0 };
+    const stored = redact(url);
+    this.store.addItems([{ url: stored, failure: { code, message } }], stats);
+    this.tally.added(stats, [{ url: stored, code, status: null, message }]);
+  }
+
+  /**
+   * Reads `source` into the run, BATCH at a time, until it ends or `signal` aborts. With `key`, a run whose inputs
+   * were all read by an earlier run under the same key reads nothing (unless some URLs had passwords, which only
+   * reading again gives back).
+   */
+  async run(source: AsyncIterable<ItemInput> | Iterable<ItemInput>, key: string | undefined, signal: AbortSignal): Promise<void> {
+    // The mark is committed with the last batch, so it never runs ahead of the state.
+    if (key !== undefined && this.store.getMeta(META_INGESTED) === key && !hasCredentialedUrls(this.store)) {
+      this.complete = true;
+      return;
+    }
+    this.tally.ingesting = true;
+    try {
+      let batch: ItemInput[] = [];
+      for await (const input of source) {
+        if (signal.aborted) return;
+        batch.push(input);
+        if (batch.length >= BATCH) {
+          this.add(batch);
+          batch = [];
+        }
+      }
+      if (signal.aborted) return;
+      this.add(batch, key);
+      this.complete = true;
+    } finally {
+      this.tally.ingesting = false;
+    }
+  }
+}

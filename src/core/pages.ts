@@ -1,0 +1,127 @@
+import { toPluginError, type DownloadError, type ReasonCode } from '../errors.ts';
+import { redact, type Secrets } from '../http/credentials.ts';
+import type { SqliteRequestQueueClient } from '../storage/crawlee-client.ts';
+import type { PageFailure, RunStore } from '../storage/state.ts';
+import { fetchPage, withCredentials, type FetchContext, type Page } from './download.ts';
+import type { Ingest } from './ingest.ts';
+import type { Tally } from './tally.ts';
+import { normalizeUrl } from './urls.ts';
+import { DEPTH_KEY, type LabelHandler, type PageContext, type PageInput, type PageRequest } from './types.ts';
+
+/**
+ * The page lane of a plugin run: queues pages within --max-pages and --max-depth, fetches each with the run's HTTP
+ * settings, hands it to its label's handler through a narrow PageContext, and records a page that failed apart from
+ * the images (a page is not an image: it never counts as one, and --retry-failed queues it again).
+ */
+export class PageLane {
+  /** Pages queued in this run's state (start pages and found pages, visited or not); -1 until first needed. */
+  private pagesQueued = -1;
+  /** Pages found but not visited because of --max-pages or --max-depth. */
+  notVisited = 0;
+
+  constructor(
+    private readonly store: RunStore,
+    private readonly queue: SqliteRequestQueueClient,
+    private readonly fetch: FetchContext,
+    private readonly secrets: Secrets,
+    private readonly ingest: Ingest,
+    private readonly tally: Tally,
+    private readonly handlers: Record<string, LabelHandler>,
+    private readonly limits: { maxPages?: number; maxDepth?: number },
+  ) {}
+
+  /** Queues pages at `depth` (0: start pages); already-seen keys are ignored, pages past a limit are counted. */
+  add(requests: PageInput[], depth: number): void {
+    const { maxPages, maxDepth } = this.limits;
+    if (maxDepth !== undefined && depth > maxDepth) {
+      this.notVisited += requests.length;
+      return;
+    }
+    const schemas = requests.map((r) => {
+      const url = this.keep(r.url);
+      return { url, uniqueKey: r.uniqueKey ?? `${r.label}:${url}`, method: 'GET' as const, userData: { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth } };
+    });
+    if (maxPages === undefined) {
+      this.queue.addNow(schemas);
+      return;
+    }
+    if (this.pagesQueued < 0) this.pagesQueued = this.store.pageCount();
+    const taken = schemas.filter((r) => {
+      if (this.store.requestByKey(r.uniqueKey)) return false;
+      if (this.pagesQueued >= maxPages) {
+        this.notVisited++;
+        return false;
+      }
+      this.pagesQueued++;
+      return true;
+    });
+    this.queue.addNow(taken);
+  }
+
+  /** Fetches a page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
+  async fetchPage(url: string): Promise<Page> {
+    // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
+    const { url: sent, ctx } = withCredentials(normalizeUrl(url), this.fetch);
+    return fetchPage(sent.href, ctx);
+  }
+
+  /** Handles one queued page; a handler's error fails the page (`plugin_error`, with cause and stack), not the run. */
+  async handle(request: PageRequest): Promise<void> {
+    const handler = this.handlers[request.label];
+    if (!handler) return this.fail(request, { code: 'plugin_error', status: null, message: `No handler for label ${JSON.stringify(request.label)}` });
+    try {
+      await handler(request, this.context(request));
+    } catch (error) {
+      if (this.fetch.signal.aborted) throw error;
+      // Fetches were already retried, and a plugin bug does not go away on retry: report and go on.
+      this.failWith(request, error);
+    }
+  }
+
+  /** A page Crawlee gave up on. */
+  gaveUp(request: PageRequest, error: unknown): void {
+    this.failWith(request, error);
+  }
+
+  /** Queues again the pages that failed in an earlier run; returns them. */
+  retryFailed(): PageFailure[] {
+    return this.store.transaction(() => {
+      const failures = this.store.takePageFailures();
+      for (const f of failures) if (!this.store.requeue(f.uniqueKey)) this.add([{ url: f.url, label: f.label, uniqueKey: f.uniqueKey }], 0);
+      return failures;
+    });
+  }
+
+  private context(request: PageRequest): PageContext {
+    return {
+      signal: this.fetch.signal,
+      fetchPage: (url) => this.fetchPage(url),
+      enqueue: (pages) => this.add(pages, request.depth + 1),
+      addItems: (images) => this.ingest.add(images),
+      failImage: (url, code, message) => this.ingest.fail(url, code, message),
+      failPage: (code, message) => this.fail(request, { code, status: null, message }),
+    };
+  }
+
+  private failWith(request: PageRequest, error: unknown): void {
+    const e: DownloadError = toPluginError(error);
+    this.fail(request, { code: e.code, status: e.status ?? null, message: e.message, stack: e.detail });
+  }
+
+  private fail(request: PageRequest, f: { code: ReasonCode; status: number | null; message: string; stack?: string }): void {
+    const url = redact(request.url);
+    this.store.recordPageFailure({ uniqueKey: request.uniqueKey, url, label: request.label, ...f });
+    this.tally.failed({ url, code: f.code, status: f.status, message: f.message, page: true });
+  }
+
+  /** A page URL as it is queued and stored: its password (kept in memory) replaced by `***`. */
+  private keep(url: string): string {
+    if (!url.includes('@')) return url;
+    try {
+      const parsed = new URL(url);
+      return parsed.password === '' ? url : this.secrets.add(parsed);
+    } catch {
+      return redact(url);
+    }
+  }
+}

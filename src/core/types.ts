@@ -1,0 +1,194 @@
+// What a run is given and what it gives back: the engine's types, apart from its parts so that each part can import
+// them without importing the engine.
+import type { ReasonCode } from '../errors.ts';
+import type { HttpClient, HttpClientKind } from '../http/client.ts';
+import type { DiskStop } from '../storage/disk.ts';
+import type { DownloadSettings, ImageRecord, Page } from './download.ts';
+
+export interface EngineOptions extends DownloadSettings {
+  /** Downloads in flight at once. */
+  concurrency: number;
+  /** Downloads in flight at once to one host. */
+  perHost: number;
+  connectTimeoutMs: number;
+  stallTimeoutMs: number;
+}
+
+export const DEFAULTS: EngineOptions = {
+  concurrency: 64,
+  perHost: 64,
+  retries: 4,
+  retryDelayMs: 500,
+  maxRetryAfterMs: 120_000,
+  timeoutMs: 60_000,
+  connectTimeoutMs: 10_000,
+  stallTimeoutMs: 20_000,
+  maxBytes: 100 * 1024 * 1024,
+  maxRedirects: 10,
+  userAgent: 'imgdl/0.1 (+https://www.npmjs.com/package/imgdl)',
+  blockPrivateNetwork: false,
+};
+
+export const METADATA_FILE = 'metadata.jsonl';
+export const FAILURES_FILE = 'failures.jsonl';
+/** The output folder's lock: one run at a time writes into a folder. */
+export const FOLDER_LOCK = '.imgdl-lock';
+/** Where bodies are written before they are put under their names (in the output folder: same file system). */
+export const TMP_DIR = '.imgdl-tmp';
+
+/** One image to add to a run. */
+export interface ItemInput {
+  url: string;
+  /** The file name to use (made safe by the core); default: from the response and URL. */
+  name?: string;
+  /** Metadata stored with the image's record. */
+  metadata?: unknown;
+}
+
+/** A page to visit. */
+export interface PageInput {
+  url: string;
+  label: string;
+  userData?: Record<string, unknown>;
+  uniqueKey?: string;
+}
+
+export interface Summary {
+  run: string;
+  downloaded: number;
+  skipped: number;
+  /** Images that failed (pages that failed are `pagesFailed`). */
+  failed: number;
+  pending: number;
+  bytes: number;
+  seconds: number;
+  imagesPerSecond: number;
+  interrupted: boolean;
+  outDir: string;
+  metadataFile: string;
+  failuresFile: string;
+  /** Every line of the failure report (images and pages), by reason code. */
+  failuresByCode: Partial<Record<ReasonCode, number>>;
+  /** With --retry-failed: the earlier failures that were tried again, by reason code. */
+  retried?: Partial<Record<ReasonCode, number>>;
+  /**
+   * Set when the run stopped because nothing more could be written (disk full, quota, read-only): the images not
+   * written stay pending, and running the same command again once there is room continues.
+   */
+  stopped?: DiskStop;
+  /** Plugin runs: pages that could not be fetched or handled (in the failure report with `"page": true`). */
+  pagesFailed?: number;
+  /** Plugin runs: pages found but not visited, past --max-pages or --max-depth. */
+  pagesNotVisited?: number;
+}
+
+export interface Progress {
+  total: number;
+  done: number;
+  /** Images that failed. */
+  failed: number;
+  skipped: number;
+  downloaded: number;
+  bytes: number;
+  retries: number;
+  /** Plugin pages that failed. */
+  pagesFailed: number;
+  elapsedMs: number;
+  ingesting: boolean;
+}
+
+/** A failure as events report it (an image's, or with `page: true` a plugin page's). */
+export interface FailureEvent {
+  url: string;
+  code: ReasonCode;
+  status: number | null;
+  message: string;
+  page?: boolean;
+}
+
+export interface EngineEvents {
+  saved: [record: ImageRecord];
+  failed: [failure: FailureEvent];
+  retry: [info: { url: string; attempt: number; code: ReasonCode; status: number | undefined }];
+}
+
+/**
+ * A running download, as `onStart` hands it to a caller: its events (`saved`, `failed`, `retry`), its counts, and a
+ * way to stop it (the state is kept; running the same call again continues).
+ */
+export interface RunHandle {
+  on<K extends keyof EngineEvents>(event: K, listener: (...args: EngineEvents[K]) => void): unknown;
+  off<K extends keyof EngineEvents>(event: K, listener: (...args: EngineEvents[K]) => void): unknown;
+  progress(): Progress;
+  /** Calls `listener` with the run's counts after each image is saved or fails, and after each page that fails. */
+  onProgress(listener: (progress: Progress) => void): void;
+  /** No new downloads start; those in flight are abandoned; state is kept. */
+  abort(reason?: string): void;
+  readonly signal: AbortSignal;
+}
+
+/** The userData key holding a page's depth: 0 for a start page, one more for each link followed from there. */
+export const DEPTH_KEY = '__depth';
+
+/** A queued page as its handler gets it. */
+export interface PageRequest {
+  url: string;
+  /** The page's key in the queue (`label:url` unless a plugin gave another). */
+  uniqueKey: string;
+  label: string;
+  userData: Record<string, unknown>;
+  /** 0 for a start page, one more for each link followed from there. */
+  depth: number;
+}
+
+/** What a page's label handler may do: no more than this (it never sees the engine). */
+export interface PageContext {
+  /** Aborted when the run stops. */
+  readonly signal: AbortSignal;
+  /** Fetches the page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
+  fetchPage(url: string): Promise<Page>;
+  /** Queues pages found on this page (one level deeper), within --max-pages and --max-depth. */
+  enqueue(pages: PageInput[]): void;
+  /** Adds images found on this page. */
+  addItems(images: ItemInput[]): void;
+  /** Records an image that cannot be fetched at all (a name that is a path): it fails with `code`. */
+  failImage(url: string, code: ReasonCode, message: string): void;
+  /** Records this page as failed (bad entries in its handler's result), and goes on. */
+  failPage(code: ReasonCode, message: string): void;
+}
+
+/** A handler for pages with a given label (site plugins add theirs). */
+export type LabelHandler = (request: PageRequest, ctx: PageContext) => Promise<void>;
+
+export interface RunSpec {
+  /** Folder holding the run's state (storage/runs/NAME). */
+  stateDir: string;
+  outDir: string;
+  options: EngineOptions;
+  /** Images to add (read lazily; a big list streams in while downloads run). */
+  items?: AsyncIterable<ItemInput> | Iterable<ItemInput>;
+  /** Pages to start with (plugins' start pages). */
+  requests?: PageInput[];
+  handlers?: Record<string, LabelHandler>;
+  /** Put the images and pages that failed in an earlier run of this state back in the queue. */
+  retryFailed?: boolean;
+  /** Forget the run's state and start over (done once the run's lock is held, never under a live run). */
+  fresh?: boolean;
+  /**
+   * What identifies `items` (e.g. the lists' sizes and times): once all items were read, it is committed with the
+   * last batch, and a later run with the same key does not read them again. Without it, items are always read
+   * (re-adding known URLs changes nothing).
+   */
+  ingestKey?: string;
+  /** The run's name, shown to another process that finds the output folder in use. */
+  name?: string;
+  /** Most pages visited in the run (start pages included); pages found beyond it are not visited. */
+  maxPages?: number;
+  /** Most links followed from a start page (0: start pages only); deeper pages are not visited. */
+  maxDepth?: number;
+  signal?: AbortSignal;
+  /** The HTTP client kind (default: undici where its Agent is usable, else the runtime's fetch). */
+  httpKind?: HttpClientKind;
+  /** An HTTP client to use instead (tests); the run closes it at the end. */
+  http?: HttpClient;
+}
