@@ -1,29 +1,32 @@
 import bytes from 'bytes';
 import { UsageError } from './errors.ts';
-import { DEFAULTS, type EngineOptions } from './core/engine.ts';
+import { DEFAULTS, type EngineOptions } from './core/types.ts';
 
-/** Options a user sets (CLI flags or library calls); times in seconds, sizes in bytes or with units ("20MB"). */
+/**
+ * Options a user sets (CLI flags or library calls); times in seconds, sizes in bytes or with units ("20MB").
+ * A number may also be given as its text ("8", "1.5"), as typed on a command line: it is validated the same way.
+ */
 export interface DownloadOptions {
   /** Downloads in flight at once. @default 64 */
-  concurrency?: number;
-  /** Downloads in flight at once to one host. @default 64 */
-  perHost?: number;
+  concurrency?: number | string;
+  /** Downloads in flight at once to one host. @default the concurrency (no tighter limit per host) */
+  perHost?: number | string;
   /** Retries after the first attempt, for network errors, timeouts, 408, 429 and 5xx. @default 4 */
-  retries?: number;
+  retries?: number | string;
   /** First retry delay in milliseconds; doubles each retry, with jitter. @default 500 */
-  retryDelay?: number;
+  retryDelay?: number | string;
   /** Time limit for one attempt, in seconds. @default 60 */
-  timeout?: number;
+  timeout?: number | string;
   /** Longest wait for headers or between body chunks, in seconds. @default 20 */
-  stallTimeout?: number;
+  stallTimeout?: number | string;
   /** Connect time limit, in seconds. @default 10 */
-  connectTimeout?: number;
+  connectTimeout?: number | string;
   /** Largest body accepted: bytes, or a size like "100MB"; 0 for no limit. @default "100MB" */
   maxBytes?: number | string;
   /** Redirects followed per download. @default 10 */
-  maxRedirects?: number;
+  maxRedirects?: number | string;
   /** Longest Retry-After honoured, in seconds; a longer one fails the image. @default 120 */
-  maxRetryAfter?: number;
+  maxRetryAfter?: number | string;
   /** The User-Agent header. */
   userAgent?: string;
   /**

@@ -21,9 +21,6 @@ function refused(options: DownloadOptions, ...patterns: RegExp[]): void {
   );
 }
 
-/** CLI flags reach resolveOptions as the strings typed; the type says number. */
-const typed = (value: string): number => value as unknown as number;
-
 test('defaults are the ones the help text promises', () => {
   const o = resolveOptions();
   assert.equal(o.concurrency, 64);
@@ -43,15 +40,15 @@ test('defaults are the ones the help text promises', () => {
 
 test('numbers typed on the command line are accepted as strings, times in seconds become milliseconds', () => {
   const o = resolveOptions({
-    concurrency: typed('8'),
-    perHost: typed(' 2 '),
-    retries: typed('0'),
-    retryDelay: typed('20'),
-    timeout: typed('1.5'),
-    stallTimeout: typed('1'),
-    connectTimeout: typed('0.25'),
-    maxRedirects: typed('0'),
-    maxRetryAfter: typed('3'),
+    concurrency: '8',
+    perHost: ' 2 ',
+    retries: '0',
+    retryDelay: '20',
+    timeout: '1.5',
+    stallTimeout: '1',
+    connectTimeout: '0.25',
+    maxRedirects: '0',
+    maxRetryAfter: '3',
   });
   assert.deepEqual(
     [o.concurrency, o.perHost, o.retries, o.retryDelayMs, o.timeoutMs, o.stallTimeoutMs, o.connectTimeoutMs, o.maxRedirects, o.maxRetryAfterMs],
@@ -82,30 +79,30 @@ test('the per-host limit is never below the overall concurrency by default', () 
 });
 
 test('concurrency 0 is refused with a message naming concurrency and the value', () => {
-  refused({ concurrency: typed('0') }, /concurrency/, /\b0\b/, /≥ 1|at least 1/);
+  refused({ concurrency: '0' }, /concurrency/, /\b0\b/, /≥ 1|at least 1/);
   refused({ concurrency: 0 }, /concurrency/);
 });
 
 test('counts must be whole numbers in range', () => {
-  refused({ concurrency: typed('-3') }, /concurrency/);
-  refused({ concurrency: typed('1.5') }, /concurrency/, /1\.5/);
-  refused({ concurrency: typed('lots') }, /concurrency/, /lots/);
-  refused({ concurrency: typed('') }, /concurrency/);
+  refused({ concurrency: '-3' }, /concurrency/);
+  refused({ concurrency: '1.5' }, /concurrency/, /1\.5/);
+  refused({ concurrency: 'lots' }, /concurrency/, /lots/);
+  refused({ concurrency: '' }, /concurrency/);
   refused({ perHost: 0 }, /perHost/);
-  refused({ retries: typed('-1') }, /retries/);
-  refused({ retryDelay: typed('-5') }, /retryDelay/);
-  refused({ maxRedirects: typed('two') }, /maxRedirects/, /two/);
+  refused({ retries: '-1' }, /retries/);
+  refused({ retryDelay: '-5' }, /retryDelay/);
+  refused({ maxRedirects: 'two' }, /maxRedirects/, /two/);
 });
 
 test('times must be positive numbers of seconds', () => {
-  refused({ timeout: typed('0') }, /timeout/, /seconds/);
-  refused({ timeout: typed('-1') }, /timeout/);
-  refused({ timeout: typed('soon') }, /timeout/, /soon/);
+  refused({ timeout: '0' }, /timeout/, /seconds/);
+  refused({ timeout: '-1' }, /timeout/);
+  refused({ timeout: 'soon' }, /timeout/, /soon/);
   refused({ timeout: Infinity }, /timeout/);
   refused({ timeout: NaN }, /timeout/);
-  refused({ stallTimeout: typed('0') }, /stallTimeout/);
-  refused({ connectTimeout: typed('x') }, /connectTimeout/);
-  refused({ maxRetryAfter: typed('-2') }, /maxRetryAfter/);
+  refused({ stallTimeout: '0' }, /stallTimeout/);
+  refused({ connectTimeout: 'x' }, /connectTimeout/);
+  refused({ maxRetryAfter: '-2' }, /maxRetryAfter/);
 });
 
 test('sizes must be whole, non-negative byte counts', () => {
@@ -146,9 +143,9 @@ test('resolveOptions returns a fresh object: changing it leaves the defaults alo
 });
 
 test('seconds may be written without a leading zero (.5), as shells and users do', () => {
-  assert.equal(resolveOptions({ timeout: '.5' as unknown as number }).timeoutMs, 500);
-  assert.equal(resolveOptions({ stallTimeout: '2.' as unknown as number }).stallTimeoutMs, 2000);
-  assert.throws(() => resolveOptions({ timeout: '.' as unknown as number }), /Expected `timeout` to be a number of seconds > 0, got "\."/);
+  assert.equal(resolveOptions({ timeout: '.5' }).timeoutMs, 500);
+  assert.equal(resolveOptions({ stallTimeout: '2.' }).stallTimeoutMs, 2000);
+  assert.throws(() => resolveOptions({ timeout: '.' }), /Expected `timeout` to be a number of seconds > 0, got "\."/);
 });
 
 test('the CLI names options by their flags in error messages', async () => {

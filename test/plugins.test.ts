@@ -9,7 +9,8 @@ import { UsageError } from '../src/errors.ts';
 import { builtinNames, definePlugin, listPlugins, loadPlugin, runPlugin, type ImageRequest } from '../src/plugin/index.ts';
 import { PLUGINS_DIR, REPO_ROOT } from '../src/plugin/loader.ts';
 import { flagName, RESERVED_FLAGS, resolvePluginOptions, validatePlugin } from '../src/plugin/options.ts';
-import { cmdRun, planNew, RUN_FLAGS } from '../src/cli/plugin-commands.ts';
+import { cmdRun, planNew } from '../src/cli/plugin-commands.ts';
+import { parseArgsOptions } from '../src/cli/options.ts';
 import { collectChunks } from '../src/plugin/handle.ts';
 import flags from '../plugins/flags.ts';
 import gallery from '../plugins/gallery.ts';
@@ -65,7 +66,7 @@ test('every built-in plugin loads without network, is named after its file, and 
 test('the template is itself a valid plugin, and every imgdl run flag is reserved', async () => {
   const template = await loadPlugin(path.join(PLUGINS_DIR, '_template.ts'));
   assert.equal(template.name, 'template');
-  for (const flag of Object.keys(RUN_FLAGS)) assert.ok(RESERVED_FLAGS.includes(flag), `--${flag} is reserved`);
+  for (const flag of Object.keys(parseArgsOptions('run'))) assert.ok(RESERVED_FLAGS.includes(flag), `--${flag} is reserved`);
 });
 
 test('an unknown plugin name is a usage error listing the known ones', async () => {
@@ -161,7 +162,8 @@ test('a handler that throws or returns bad data fails its page (plugin_error); p
   assert.match(failure('/bad/weird')?.message ?? '', /must return \{ pages\?, images\? \} or nothing, not number 42/);
   assert.match(failure('/bad/api')?.message ?? '', /is not HTML \(Content-Type application\/json\)/);
   assert.equal(failures.length, 6);
-  assert.equal(summary.failed, 6);
+  assert.equal(summary.failed, 2, 'the two images with a path for a name');
+  assert.equal(summary.pagesFailed, 4, 'pages are counted apart from images');
 });
 
 // ---------------------------------------------------------------- imgdl new, run from a path

@@ -1,4 +1,5 @@
 // Helpers shared by the CLI commands.
+import { httpClientKind, type HttpClientKind } from '../http/client.ts';
 import { redact } from '../http/credentials.ts';
 import type { Summary } from '../core/engine.ts';
 
@@ -10,9 +11,22 @@ export function note(text: string): void {
   process.stderr.write(`${text}\n`);
 }
 
-/** Kept as strings so that option validation (with its messages) happens in one place, resolveOptions. */
-export function numberOrUndefined(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : (value as unknown as number);
+// The environment variables imgdl reads, all of them here, at the CLI's edge; the library reads none.
+
+/** Where run state is kept when --storage is not given: $IMGDL_STORAGE, else $CRAWLEE_STORAGE_DIR (Crawlee's own). */
+export function envStorage(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env['IMGDL_STORAGE'] ?? env['CRAWLEE_STORAGE_DIR'];
+}
+
+/** `IMGDL_HTTP=fetch` (or `undici`) forces an HTTP client, e.g. to compare them; unset, the library picks. */
+export function envHttp(env: NodeJS.ProcessEnv = process.env): HttpClientKind | undefined {
+  const wanted = env['IMGDL_HTTP'];
+  return wanted === undefined ? undefined : httpClientKind(wanted, 'IMGDL_HTTP=undici');
+}
+
+/** `IMGDL_DEBUG` (any non-empty value) shows plugins' `ctx.log.debug` lines. */
+export function envDebug(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env['IMGDL_DEBUG']);
 }
 
 /** First Ctrl-C / SIGTERM stops gracefully; a second one exits at once (the state stays consistent either way). */
@@ -38,7 +52,8 @@ export const EXIT_DISK_FULL = 75;
 
 /**
  * The last line (when the run did not end normally) and the exit status: 75 and one line saying what could not be
- * written when the disk filled up, 130 when interrupted, 1 when some image failed or is still pending, else 0.
+ * written when the disk filled up, 130 when interrupted, 1 when some image or page failed or an image is still
+ * pending, else 0.
  */
 export function exitStatus(summary: Summary, resume: string): number {
   if (summary.stopped) {
@@ -50,7 +65,7 @@ export function exitStatus(summary: Summary, resume: string): number {
     note(`Resume with: ${resume}`);
     return 130;
   }
-  return summary.failed > 0 || summary.pending > 0 ? 1 : 0;
+  return summary.failed > 0 || (summary.pagesFailed ?? 0) > 0 || summary.pending > 0 ? 1 : 0;
 }
 
 /** `imgdl ARGS…` as a shell command to show, with every URL's password as `***` (imgdl never shows or keeps one). */

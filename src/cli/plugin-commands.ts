@@ -7,64 +7,12 @@ import { builtinNames, listPlugins, loadPlugin, packageType, PLUGINS_DIR, REPO_R
 import { flagName, optionsHelp, positionalOption } from '../plugin/options.ts';
 import { runPlugin, stderrLog } from '../plugin/run.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues } from '../plugin/types.ts';
-import { commandLine, exitStatus, note, numberOrUndefined, onSignals } from './common.ts';
+import { commandLine, envDebug, envHttp, envStorage, exitStatus, note, onSignals } from './common.ts';
+import { commandHelp, libraryOptions, parseArgsOptions } from './options.ts';
 import { formatSummary, showProgress } from './progress.ts';
 
-/**
- * The engine and run flags of `imgdl run`; `imgdl get` (src/cli/main.ts DOWNLOAD_FLAGS) adds --retry-failed,
- * which the engine cannot yet do for plugin pages (a failed page would be retried as an image).
- * Kept in step with RESERVED_FLAGS in src/plugin/options.ts.
- */
-export const RUN_FLAGS = {
-  out: { type: 'string', short: 'o' },
-  concurrency: { type: 'string', short: 'c' },
-  'per-host': { type: 'string' },
-  retries: { type: 'string' },
-  'retry-delay': { type: 'string' },
-  timeout: { type: 'string' },
-  'stall-timeout': { type: 'string' },
-  'connect-timeout': { type: 'string' },
-  'max-bytes': { type: 'string' },
-  'max-redirects': { type: 'string' },
-  'max-retry-after': { type: 'string' },
-  'user-agent': { type: 'string' },
-  'block-private': { type: 'boolean' },
-  run: { type: 'string' },
-  storage: { type: 'string' },
-  fresh: { type: 'boolean' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
-
-/** `imgdl run` only: bounds on the pages a plugin run visits. */
-export const LIMIT_FLAGS = {
-  'max-pages': { type: 'string' },
-  'max-depth': { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
-
-const ENGINE_HELP = `Run options:
-      --max-pages N        most pages visited in the run, start pages included (default: the plugin's, else all)
-      --max-depth N        most links followed from a start page; 0 = start pages only (default: the plugin's, else all)
-  -o, --out DIR            output folder (default: named after the plugin, e.g. flags/)
-  -c, --concurrency N      downloads at once (default 64)
-      --per-host N         downloads at once to one host (default: the concurrency)
-      --retries N          retries on network errors, timeouts, 408, 429, 5xx (default 4)
-      --retry-delay MS     first retry delay, doubled each time, with jitter (default 500)
-      --timeout SECONDS    time limit of one attempt (default 60)
-      --stall-timeout S    longest wait for headers or between body chunks (default 20)
-      --connect-timeout S  connect time limit (default 10)
-      --max-bytes SIZE     largest image accepted, e.g. 20MB; 0 = no limit (default 100MB)
-      --max-redirects N    redirects followed (default 10)
-      --max-retry-after S  longest Retry-After waited for (default 120)
-      --user-agent UA      User-Agent header
-      --block-private      refuse hosts that are or resolve to loopback, private or other non-public addresses
-      --run NAME           run name (default: derived from the plugin, its options and the output folder)
-      --storage DIR        where run state is kept (default ./storage, or $CRAWLEE_STORAGE_DIR)
-      --fresh              forget this run's state and start over
-      --json               print one JSON summary on stdout at the end
-  -q, --quiet              no progress output
-  -h, --help               this help`;
+const RUN_OPTIONS_HELP = `Run options:
+${commandHelp('run')}`;
 
 export const RUN_HELP = `Usage: imgdl run <plugin | file.ts> [plugin options] [run options]
 
@@ -72,7 +20,7 @@ Runs a site plugin: a built-in by name (see \`imgdl plugins\`), or a plugin file
 Running the same command again continues the run: pages already read are not fetched again, saved images are skipped.
 \`imgdl run <plugin> --help\` shows the plugin's own options.
 
-${ENGINE_HELP}
+${RUN_OPTIONS_HELP}
 
 Exit status: 0 all saved, 1 some failed, 2 bad usage or unknown plugin, 75 stopped by a full disk
 (run again once there is room), 130 interrupted.`;
@@ -105,7 +53,7 @@ export async function cmdRun(args: string[]): Promise<number> {
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...pluginFlags, ...RUN_FLAGS, ...LIMIT_FLAGS }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: rest, options: { ...pluginFlags, ...parseArgsOptions('run') }, allowPositionals: true, strict: true });
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       throw new UsageError(`${(error as Error).message.split('. ')[0]}. See \`imgdl run ${target} --help\`.`);
@@ -113,7 +61,6 @@ export async function cmdRun(args: string[]): Promise<number> {
     throw error;
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
-  const str = (key: keyof typeof RUN_FLAGS) => values[key] as string | undefined;
   if (values['help']) {
     console.log(pluginHelp(plugin, target));
     return 0;
@@ -132,6 +79,7 @@ export async function cmdRun(args: string[]): Promise<number> {
 
   const quiet = values['quiet'] === true;
   const json = values['json'] === true;
+  const flags = libraryOptions('run', values);
   const resume = () => commandLine(['run', ...args]);
   const stop = new AbortController();
   const stopOnSignal = onSignals(stop, resume);
@@ -139,28 +87,13 @@ export async function cmdRun(args: string[]): Promise<number> {
   let summary: Summary;
   try {
     summary = await runPlugin(plugin, {
+      ...flags,
+      storage: flags.storage ?? envStorage(),
+      http: envHttp(),
       options: options as Partial<OptionValues<OptionSpecs>>,
-      out: str('out'),
-      concurrency: numberOrUndefined(str('concurrency')),
-      perHost: numberOrUndefined(str('per-host')),
-      retries: numberOrUndefined(str('retries')),
-      retryDelay: numberOrUndefined(str('retry-delay')),
-      timeout: numberOrUndefined(str('timeout')),
-      stallTimeout: numberOrUndefined(str('stall-timeout')),
-      connectTimeout: numberOrUndefined(str('connect-timeout')),
-      maxBytes: str('max-bytes'),
-      maxRedirects: numberOrUndefined(str('max-redirects')),
-      maxRetryAfter: numberOrUndefined(str('max-retry-after')),
-      userAgent: str('user-agent'),
-      blockPrivateNetwork: values['block-private'] === true ? true : undefined,
-      maxPages: numberOrUndefined(values['max-pages'] as string | undefined),
-      maxDepth: numberOrUndefined(values['max-depth'] as string | undefined),
-      run: str('run'),
-      storage: str('storage'),
-      fresh: values['fresh'] === true,
       signal: stop.signal,
       command: ['run', ...args],
-      log: stderrLog(plugin.name, { quiet }),
+      log: stderrLog(plugin.name, { quiet, debug: envDebug() }),
       onStart: (engine) => {
         if (!quiet && (!json || process.stderr.isTTY)) endProgress = showProgress(engine);
       },
@@ -186,7 +119,7 @@ export function pluginHelp(plugin: AnyPlugin, target = plugin.name): string {
     plugin.description,
     '',
     ...(own.length > 0 ? ['Plugin options:', ...own, ''] : []),
-    ENGINE_HELP.replace('named after the plugin, e.g. flags/', `${plugin.name}/`),
+    `Run options:\n${commandHelp('run', { plugin: plugin.name })}`,
   ].join('\n');
 }
 

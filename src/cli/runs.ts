@@ -5,7 +5,7 @@ import { UsageError } from '../errors.ts';
 import { readRunInfo, runsDir, safeRunName, storageDir } from '../core/runs.ts';
 import { RunLock } from '../storage/lock.ts';
 import { RunStore } from '../storage/state.ts';
-import { commandLine, note } from './common.ts';
+import { commandLine, envStorage, note } from './common.ts';
 
 export const RUNS_HELP = `Usage: imgdl runs [--storage DIR] [--json]
        imgdl runs --clean NAME [--storage DIR]
@@ -71,7 +71,7 @@ export async function cmdRuns(args: string[]): Promise<number> {
   }
   if (values.clean !== undefined) {
     const name = safeRunName(values.clean);
-    const runDir = path.join(runsDir(storageDir(values.storage)), name);
+    const runDir = path.join(runsDir(storageDir(values.storage ?? envStorage())), name);
     if (!name || !fs.existsSync(runDir)) throw new UsageError(`No run named ${JSON.stringify(values.clean)} (see \`imgdl runs\`)`);
     // A run in use is refused (who holds it is said), never removed under its process.
     const lock = await RunLock.take(runDir, name);
@@ -83,7 +83,7 @@ export async function cmdRuns(args: string[]): Promise<number> {
     note(`Removed run ${name} (its files stay where they are).`);
     return 0;
   }
-  const runs = await listRuns(values.storage);
+  const runs = await listRuns(values.storage ?? envStorage());
   if (values.json) {
     process.stdout.write(JSON.stringify(runs) + '\n');
     return 0;

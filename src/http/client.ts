@@ -1,4 +1,5 @@
 import * as undici from 'undici';
+import { UsageError } from '../errors.ts';
 import { runtime, runtimeVersion } from '../runtime.ts';
 import { guardedLookup } from './address.ts';
 import { createFetchClient } from './fetch-client.ts';
@@ -33,6 +34,8 @@ export interface HttpClientOptions {
   stallTimeoutMs: number;
   /** Connect only to public addresses (host names are checked as they are resolved, at connect time). */
   blockPrivateNetwork?: boolean;
+  /** Which client; default: httpClientKind()'s pick for this runtime. */
+  kind?: HttpClientKind;
 }
 
 /** Which HTTP client a run uses: `undici` (an Agent with a keep-alive pool) or `fetch` (the runtime's own). */
@@ -49,19 +52,40 @@ export function undiciUsable(mod: Partial<Undici> | undefined = undici): boolean
 }
 
 /**
- * The client this runtime should use: undici where its Agent is usable (Node, and Deno with npm undici: faster),
- * else one over the runtime's fetch (Bun). `IMGDL_HTTP=fetch` (or `undici`) forces a choice, e.g. to compare them.
+ * The client to use: `wanted` when it says one (`fetch` or `undici`, in any case), else undici where its Agent is
+ * usable (Node, and Deno with npm undici: faster), else one over the runtime's fetch (Bun). No environment variable
+ * is read here: the CLI passes `$IMGDL_HTTP` as `wanted` (with `source` naming it in the error).
  */
-export function httpClientKind(env: string | undefined = process.env['IMGDL_HTTP']): HttpClientKind {
-  const wanted = env?.trim().toLowerCase();
-  if (wanted === 'fetch') return 'fetch';
-  if (wanted === 'undici' && !undiciUsable()) throw new Error(`IMGDL_HTTP=undici, but undici's Agent is not usable on ${runtime} ${runtimeVersion}`);
+export function httpClientKind(wanted?: string, source = `http: '${wanted}'`): HttpClientKind {
+  const kind = wanted?.trim().toLowerCase();
+  if (kind === 'fetch') return 'fetch';
+  if (kind === 'undici' && !undiciUsable()) throw new Error(`${source}, but undici's Agent is not usable on ${runtime} ${runtimeVersion}`);
   return undiciUsable() ? 'undici' : 'fetch';
 }
 
-/** An HTTP client for a run, of the kind httpClientKind() picks. */
+/** An HTTP client for a run: of `options.kind`, else of the kind httpClientKind() picks for this runtime. */
 export function createHttpClient(options: HttpClientOptions): HttpClient {
-  return httpClientKind() === 'undici' ? undiciClient(undici, options) : createFetchClient(options);
+  return httpClientKind(options.kind) === 'undici' ? undiciClient(undici, options) : createFetchClient(options);
+}
+
+/** The `http` option of get() and runPlugin(): `undici`, `fetch` or not given; a UsageError otherwise. */
+export function httpOption(value: unknown): HttpClientKind | undefined {
+  if (value === undefined || value === 'undici' || value === 'fetch') return value;
+  throw new UsageError(`Expected \`http\` to be "undici" or "fetch", got ${JSON.stringify(value)}`);
+}
+
+/** The client options of a run with these (resolved) engine options, as the engine sets them. */
+export function runClientOptions(
+  options: { perHost: number; connectTimeoutMs: number; stallTimeoutMs: number; blockPrivateNetwork: boolean },
+  kind?: HttpClientKind,
+): HttpClientOptions {
+  return {
+    connectionsPerHost: options.perHost,
+    connectTimeoutMs: options.connectTimeoutMs,
+    stallTimeoutMs: options.stallTimeoutMs,
+    blockPrivateNetwork: options.blockPrivateNetwork,
+    kind,
+  };
 }
 
 /** undici with keep-alive connection reuse; one Agent for the whole run. */

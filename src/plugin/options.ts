@@ -1,13 +1,9 @@
 import { UsageError } from '../errors.ts';
+import { CLI_FLAGS } from '../cli/options.ts';
 import type { AnyPlugin, OptionSpec, OptionSpecs } from './types.ts';
 
-/** Flags `imgdl run` keeps for itself (engine and run flags); a plugin option cannot take these names. */
-export const RESERVED_FLAGS: readonly string[] = [
-  'out', 'concurrency', 'per-host', 'retries', 'retry-delay', 'timeout', 'stall-timeout', 'connect-timeout',
-  'max-bytes', 'max-redirects', 'max-retry-after', 'user-agent', 'block-private', 'run', 'storage', 'fresh', 'retry-failed',
-  'max-pages', 'max-depth',
-  'json', 'quiet', 'help', 'version',
-];
+/** Flags imgdl keeps for itself (those of `imgdl get` and `imgdl run`, and --version); a plugin option cannot take these names. */
+export const RESERVED_FLAGS: readonly string[] = [...CLI_FLAGS, 'version'];
 
 const OPTION_NAME = /^[a-z][a-zA-Z0-9]*$/;
 const TYPES = new Set(['string', 'number', 'boolean', 'string[]']);

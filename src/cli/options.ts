@@ -1,0 +1,141 @@
+// The options of `imgdl get` and `imgdl run`, each listed once. From this table come each command's parseArgs
+// options, its help text, the flags a plugin option may not take (RESERVED_FLAGS), the object handed to get() or
+// runPlugin() and the flag names in error messages. Values stay the strings parseArgs gives: the library validates
+// them (src/options.ts), with one message for the CLI and library users alike.
+import bytes from 'bytes';
+import type { ParseArgsConfig } from 'node:util';
+import { DEFAULTS } from '../core/types.ts';
+import type { GetOptions } from '../get.ts';
+import type { RunPluginOptions } from '../plugin/run.ts';
+
+export type Command = 'get' | 'run';
+
+/** What an option's help may depend on: the command, and for `imgdl run <plugin> --help` the plugin's name. */
+export interface HelpContext {
+  command: Command;
+  plugin?: string;
+}
+
+export interface CliOption {
+  /** The flag, without its dashes (`per-host`). */
+  flag: string;
+  /** One-letter alias (`-c`). */
+  short?: string;
+  /** As parseArgs reads it: a string value, or a boolean switch. */
+  type: 'string' | 'boolean';
+  /** The placeholder of its value in the help (`N`, `DIR`); string options only. */
+  arg?: string;
+  /** The option of get() / runPlugin() it sets; none for what only the CLI does (--json, --quiet, --help). */
+  key?: keyof GetOptions | keyof RunPluginOptions;
+  /** The commands that take it. */
+  commands: readonly Command[];
+  /** Its line in the help; defaults come from the engine's DEFAULTS, so the help cannot disagree with the code. */
+  help: string | ((context: HelpContext) => string);
+}
+
+const seconds = (ms: number) => ms / 1000;
+
+/** Every option of `imgdl get` and `imgdl run`, in the order of their help. */
+export const CLI_OPTIONS = [
+  { flag: 'max-pages', type: 'string', arg: 'N', key: 'maxPages', commands: ['run'], help: "most pages visited in the run, start pages included (default: the plugin's, else all)" },
+  { flag: 'max-depth', type: 'string', arg: 'N', key: 'maxDepth', commands: ['run'], help: "most links followed from a start page; 0 = start pages only (default: the plugin's, else all)" },
+  {
+    flag: 'out', short: 'o', type: 'string', arg: 'DIR', key: 'out', commands: ['get', 'run'],
+    help: ({ command, plugin }) =>
+      command === 'get' ? 'output folder (default: named after the list, cats.txt → cats/; URLs → downloads/)'
+      : `output folder (default: ${plugin !== undefined ? `${plugin}/` : 'named after the plugin, e.g. flags/'})`,
+  },
+  { flag: 'concurrency', short: 'c', type: 'string', arg: 'N', key: 'concurrency', commands: ['get', 'run'], help: `downloads at once (default ${DEFAULTS.concurrency})` },
+  // resolveOptions makes the per-host limit at least the concurrency unless it is given.
+  { flag: 'per-host', type: 'string', arg: 'N', key: 'perHost', commands: ['get', 'run'], help: 'downloads at once to one host (default: the concurrency)' },
+  { flag: 'retries', type: 'string', arg: 'N', key: 'retries', commands: ['get', 'run'], help: `retries on network errors, timeouts, 408, 429, 5xx (default ${DEFAULTS.retries})` },
+  { flag: 'retry-delay', type: 'string', arg: 'MS', key: 'retryDelay', commands: ['get', 'run'], help: `first retry delay, doubled each time, with jitter (default ${DEFAULTS.retryDelayMs})` },
+  { flag: 'timeout', type: 'string', arg: 'SECONDS', key: 'timeout', commands: ['get', 'run'], help: `time limit of one attempt (default ${seconds(DEFAULTS.timeoutMs)})` },
+  { flag: 'stall-timeout', type: 'string', arg: 'S', key: 'stallTimeout', commands: ['get', 'run'], help: `longest wait for headers or between body chunks (default ${seconds(DEFAULTS.stallTimeoutMs)})` },
+  { flag: 'connect-timeout', type: 'string', arg: 'S', key: 'connectTimeout', commands: ['get', 'run'], help: `connect time limit (default ${seconds(DEFAULTS.connectTimeoutMs)})` },
+  {
+    flag: 'max-bytes', type: 'string', arg: 'SIZE', key: 'maxBytes', commands: ['get', 'run'],
+    help: `largest image accepted, e.g. 20MB; 0 = no limit (default ${bytes.format(DEFAULTS.maxBytes, { unitSeparator: '' })})`,
+  },
+  { flag: 'max-redirects', type: 'string', arg: 'N', key: 'maxRedirects', commands: ['get', 'run'], help: `redirects followed (default ${DEFAULTS.maxRedirects})` },
+  { flag: 'max-retry-after', type: 'string', arg: 'S', key: 'maxRetryAfter', commands: ['get', 'run'], help: `longest Retry-After waited for (default ${seconds(DEFAULTS.maxRetryAfterMs)})` },
+  { flag: 'user-agent', type: 'string', arg: 'UA', key: 'userAgent', commands: ['get', 'run'], help: 'User-Agent header' },
+  {
+    flag: 'block-private', type: 'boolean', key: 'blockPrivateNetwork', commands: ['get', 'run'],
+    help: 'refuse hosts that are or resolve to loopback, private or other non-public addresses',
+  },
+  {
+    flag: 'run', type: 'string', arg: 'NAME', key: 'run', commands: ['get', 'run'],
+    help: ({ command }) =>
+      command === 'get' ? 'run name (default: derived from the list and output folder)'
+      : 'run name (default: derived from the plugin, its options and the output folder)',
+  },
+  {
+    flag: 'storage', type: 'string', arg: 'DIR', key: 'storage', commands: ['get', 'run'],
+    help: 'where run state is kept (default: $IMGDL_STORAGE, else $CRAWLEE_STORAGE_DIR, else ./storage)',
+  },
+  { flag: 'fresh', type: 'boolean', key: 'fresh', commands: ['get', 'run'], help: "forget this run's state and start over" },
+  { flag: 'retry-failed', type: 'boolean', key: 'retryFailed', commands: ['get', 'run'], help: 'try again the images (and, for run, the pages) that failed before' },
+  { flag: 'json', type: 'boolean', commands: ['get', 'run'], help: 'print one JSON summary on stdout at the end' },
+  { flag: 'quiet', short: 'q', type: 'boolean', commands: ['get', 'run'], help: 'no progress output' },
+  { flag: 'help', short: 'h', type: 'boolean', commands: ['get', 'run'], help: 'this help' },
+] as const satisfies readonly CliOption[];
+
+type Entry = (typeof CLI_OPTIONS)[number];
+
+/**
+ * What the flags of `command` set in get() / runPlugin(), by library option name: the string typed, or `true` for
+ * a switch. Passing it to get() or runPlugin() type-checks that the library takes a string for each of them.
+ */
+export type LibraryValues<C extends Command> = {
+  [E in Entry as E extends { key: string } ? (C extends E['commands'][number] ? E['key'] : never) : never]?: E['type'] extends 'boolean' ? boolean : string;
+};
+
+/** The options `command` takes, in help order. */
+export function optionsOf(command: Command): CliOption[] {
+  return CLI_OPTIONS.filter((o: CliOption) => o.commands.includes(command));
+}
+
+/** Every flag of `imgdl get` and `imgdl run`. */
+export const CLI_FLAGS: readonly string[] = CLI_OPTIONS.map((o) => o.flag);
+
+/** The parseArgs `options` of `command`. */
+export function parseArgsOptions(command: Command): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const o of optionsOf(command)) options[o.flag] = o.short === undefined ? { type: o.type } : { type: o.type, short: o.short };
+  return options;
+}
+
+/** The "Options:" lines of `command`'s help. */
+export function commandHelp(command: Command, context: Omit<HelpContext, 'command'> = {}): string {
+  const rows = optionsOf(command).map((o) => [
+    `${o.short === undefined ? '    ' : `-${o.short}, `}--${o.flag}${o.arg === undefined ? '' : ` ${o.arg}`}`,
+    typeof o.help === 'string' ? o.help : o.help({ ...context, command }),
+  ] as const);
+  const width = Math.max(...rows.map(([left]) => left.length));
+  return rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`).join('\n');
+}
+
+/**
+ * The options of get() / runPlugin() set by the flags given (parseArgs `values`), as typed; flags not given are
+ * left out (the library's defaults apply), and so are those only the CLI reads (--json, --quiet, --help).
+ */
+export function libraryOptions<C extends Command>(command: C, values: Readonly<Record<string, unknown>>): LibraryValues<C> {
+  const options: Record<string, string | boolean> = {};
+  for (const o of optionsOf(command)) {
+    const value = values[o.flag];
+    if (o.key !== undefined && (typeof value === 'string' || typeof value === 'boolean')) options[o.key] = value;
+  }
+  // Built from the same table as LibraryValues: each key is an entry's `key`, each value of the entry's type.
+  return options as LibraryValues<C>;
+}
+
+const FLAG_OF_KEY = new Map<string, string>(CLI_OPTIONS.flatMap((o: CliOption) => (o.key === undefined ? [] : [[o.key, o.flag] as const])));
+
+/** Option names in library messages (``Expected `maxBytes` …``) as the flags a CLI user typed (`--max-bytes`). */
+export function asFlags(message: string): string {
+  return message.replace(/`([a-z][A-Za-z]*)`/g, (whole, name: string) => {
+    const flag = FLAG_OF_KEY.get(name);
+    return flag === undefined ? whole : `\`--${flag}\``;
+  });
+}
