@@ -7,6 +7,16 @@
 import { readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+// Run state is in node:sqlite on Node 22.13+, and Node 22 warns on every run that it is experimental (Node 24
+// does not). The CLI drops that one warning, here at its edge (the library never touches process warnings); every
+// other warning still reaches the runtime's own printer, which still honours --no-warnings, --trace-warnings etc.
+const printWarning = process.listeners('warning');
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name === 'ExperimentalWarning' && warning.message.startsWith('SQLite is an experimental feature')) return;
+  for (const print of printWarning) print.call(process, warning);
+});
+
 const { Bun, Deno } = /** @type {{ Bun?: unknown, Deno?: { permissions: { querySync(d: { name: string }): { state: string } } } }} */ (globalThis);
 if (Deno && !['read', 'write', 'net', 'env', 'sys'].some((name) => Deno.permissions.querySync({ name }).state === 'granted')) {
   // No permission at all: rather than dozens of prompts (or a stack trace without a terminal), say what works.
@@ -26,12 +36,16 @@ const PLAIN_JS_COMMANDS = new Set(['get', 'runs']);
  * runs the sources; IMGDL_DEBUG=1 says on stderr which ran and why.
  */
 function whyNotPrebuilt() {
-  if (Bun || Deno) return 'Bun and Deno run TypeScript natively';
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  // An installed copy (npm install imgdl) is never edited, and npm does not keep the package's file times (its src/
+  // is unpacked after dist/): its build is current. Deno cannot strip types under node_modules, so it needs it too.
+  const installed = /[\\/]node_modules[\\/]/.test(root);
+  if (Bun || (Deno && !installed)) return 'Bun and Deno run TypeScript natively';
   if (!PLAIN_JS_COMMANDS.has(args[0] ?? '')) return `\`${args[0] ?? ''}\` may load TypeScript plugins`;
   if (process.env.IMGDL_SOURCES === '1') return 'IMGDL_SOURCES=1';
-  const root = fileURLToPath(new URL('..', import.meta.url));
   const built = statSync(`${root}dist/.built`, { throwIfNoEntry: false });
   if (!built) return 'no build in dist/ (npm run build)';
+  if (installed) return null;
   for (const name of readdirSync(`${root}src`, { recursive: true })) {
     if (statSync(`${root}src/${name}`).mtimeMs > built.mtimeMs) return `src/${name} is newer than dist/ (npm run build)`;
   }

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { UsageError } from '../errors.ts';
 import { runtime } from '../runtime.ts';
 
 /** The few SQLite calls imgdl needs, the same on better-sqlite3, node:sqlite and bun:sqlite. */
@@ -22,14 +23,21 @@ export interface SqlDatabase {
 type Driver = 'better-sqlite3' | 'node:sqlite' | 'bun:sqlite';
 
 /**
- * Drivers to try, best first: bun:sqlite on Bun (better-sqlite3 is a Node addon Bun cannot load), better-sqlite3
- * on Node (node:sqlite only from Node 22.5), node:sqlite on Deno (Deno 2.2+; its addon support is the fallback).
+ * Drivers to try, best first: bun:sqlite on Bun (better-sqlite3 is a Node addon Bun cannot load); node:sqlite on
+ * Node where it loads (Node 22.13+, or 22.5+ with --experimental-sqlite: built in, so installing imgdl compiles
+ * nothing), else better-sqlite3, an optional peer dependency for Node 20 (a native addon, often built from source);
+ * node:sqlite on Deno (Deno 2.2+; its addon support is the fallback).
  */
 const DRIVERS: Record<typeof runtime, Driver[]> = {
   bun: ['bun:sqlite', 'node:sqlite'],
-  node: ['better-sqlite3', 'node:sqlite'],
+  node: ['node:sqlite', 'better-sqlite3'],
   deno: ['node:sqlite', 'better-sqlite3'],
 };
+
+/** No SQLite driver loads on this runtime (Node < 22.13 without better-sqlite3). The CLI shows the message alone. */
+export class NoSqliteDriver extends UsageError {
+  override name = 'NoSqliteDriver';
+}
 
 /** Opens a SQLite database with the first driver that loads on this runtime (see DRIVERS). */
 export async function openSqlite(file: string): Promise<SqlDatabase> {
@@ -45,8 +53,13 @@ export async function openSqlite(file: string): Promise<SqlDatabase> {
     // The driver is there: an error opening the file is about the file, and is the caller's to report.
     return wrap(driver, open(file));
   }
-  throw new Error(`No SQLite driver could be loaded (${failures.join('; ')})`);
+  throw new NoSqliteDriver(`No SQLite driver could be loaded${runtime === 'node' ? NODE_ADVICE : ''} (${failures.join('; ')})`);
 }
+
+/** What to do on Node when neither driver loads: before 22.13 there is no node:sqlite, and better-sqlite3 is optional. */
+const NODE_ADVICE =
+  ': imgdl keeps its run state in SQLite, from node:sqlite (built into Node 22.13+) or else better-sqlite3 (an optional ' +
+  `peer dependency). On Node ${process.versions.node}, run \`npm install better-sqlite3\` in your project, or use Node 22.13+`;
 
 const loaded = new Map<Driver, (file: string) => NativeDb>();
 
