@@ -137,3 +137,25 @@ test('a page is fetched by the same pipeline as images: its retries are reported
   assert.deepEqual(retries, [{ url: origin.url('/flaky-page'), code: 'http_status', status: 503 }]);
   assert.equal(summary.pagesFailed, undefined);
 });
+
+test('a plugin run fetches pages at the configured concurrency from the first second, and a found image starts at once', async () => {
+  let inFlight = 0;
+  let most = 0;
+  origin.route('/slowp', async (req, res) => {
+    inFlight++;
+    most = Math.max(most, inFlight);
+    const n = new URL(req.url!, 'http://x').searchParams.get('n');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    inFlight--;
+    res.writeHead(200, { 'content-type': 'text/html' }).end(`<img src="/img/slow-${n}.png">`);
+  });
+  const urls = Array.from({ length: 60 }, (_, i) => origin.url(`/slowp?n=${i}`));
+  const from = origin.log.length;
+  const summary = await runPlugin(gallery, { options: { urls }, concurrency: 16, out: path.join(dir, 'slow'), storage: path.join(dir, 'storage'), log: quiet });
+  assert.equal(summary.downloaded, 60);
+  assert.equal(most, 16, 'pages in flight: the concurrency, not the 4-8 an autoscaled pool starts with');
+  const log = origin.log.slice(from);
+  const firstImage = log.findIndex((e) => e.path.startsWith('/img/slow-'));
+  const lastPage = log.map((e) => e.path).lastIndexOf('/slowp');
+  assert.ok(firstImage < lastPage, `an image found is fetched before every page is (first image request #${firstImage}, last page request #${lastPage})`);
+});

@@ -38,6 +38,8 @@ export class Crawl {
     private readonly store: RunStore,
     private readonly concurrency: number,
     private readonly hooks: CrawlHooks,
+    /** The run has plugin pages: each page holds a crawler slot while it is fetched and handled. */
+    private readonly pages: boolean,
   ) {
     this.queueClient = new SqliteRequestQueueClient(store, QUEUE);
   }
@@ -53,6 +55,10 @@ export class Crawl {
     config.useEventManager(new QuietEvents(config));
     this.queue = await RequestQueue.open(QUEUE, { config });
     const shardsAtOnce = Math.ceil((2 * this.concurrency) / SHARD);
+    // Shards in progress at once: enough queued images to keep `concurrency` downloads busy across shard ends. A
+    // plugin run also needs a slot per page in flight, `concurrency` of them from the first second: Crawlee's
+    // autoscaled pool would start at its minimum and grow 5% per 10 s (4-6 pages at once on a slow site).
+    const slots = this.pages ? this.concurrency + shardsAtOnce + 4 : shardsAtOnce + 4;
     const { hooks } = this;
     this.crawler = new BasicCrawler(
       {
@@ -61,9 +67,8 @@ export class Crawl {
         // imgdl reports outcomes itself; Crawlee's own warnings (e.g. its Ctrl-C hint about `npm start`) would
         // mislead. This crawler's log only: the host process's Crawlee log level is left alone.
         log: new Log({ level: LogLevel.ERROR, prefix: 'imgdl' }),
-        // Shards in progress at once: enough queued images to keep `concurrency` downloads busy across shard ends.
-        minConcurrency: Math.max(4, shardsAtOnce),
-        maxConcurrency: Math.max(8, shardsAtOnce + 4),
+        minConcurrency: this.pages ? slots : Math.max(4, shardsAtOnce),
+        maxConcurrency: Math.max(8, slots),
         maxRequestRetries: 2,
         requestHandlerTimeoutSecs: 7 * 24 * 3600,
         useSessionPool: false,
@@ -109,14 +114,17 @@ export class Crawl {
     }
   }
 
-  /** Queues shards for image ids from..to (in the caller's transaction, with the images). */
-  addShards(from: number, to: number, prefix = 'items'): void {
+  /**
+   * Queues shards for image ids from..to (in the caller's transaction, with the images); `first` puts them at the
+   * head of the queue (images a page found start before the pages queued earlier).
+   */
+  addShards(from: number, to: number, prefix = 'items', first = false): void {
     const requests: RequestSchema[] = [];
     for (let a = from; a <= to; a += SHARD) {
       const b = Math.min(to, a + SHARD - 1);
       requests.push({ url: `imgdl://shard/${a}-${b}`, uniqueKey: `${prefix}:${a}-${b}`, method: 'GET', userData: { from: a, to: b, label: SHARD_LABEL } });
     }
-    this.queueClient.addNow(requests);
+    this.queueClient.addNow(requests, first);
   }
 
   /** Pending images that no open shard covers (a shard whose handler crashed): shards for them. True if any. */

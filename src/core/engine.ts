@@ -1,6 +1,7 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import type { ReasonCode } from '../errors.ts';
 import { createHttpClient, runClientOptions, type HttpClient } from '../http/client.ts';
 import { Secrets } from '../http/credentials.ts';
@@ -61,8 +62,8 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       pageGaveUp: (request, error) => this.pages!.gaveUp(request, error),
       ingesting: () => this.tally.ingesting,
       signal: this.stop.signal,
-    });
-    this.ingest = new Ingest(store, this.secrets, this.tally, (from, to) => this.crawl.addShards(from, to));
+    }, Object.keys(spec.handlers ?? {}).length > 0);
+    this.ingest = new Ingest(store, this.secrets, this.tally, (from, to, first) => this.crawl.addShards(from, to, 'items', first));
     // Every in-flight download listens to the run's stop signal.
     setMaxListeners(0, this.stop.signal);
     spec.signal?.addEventListener('abort', () => this.stop.abort(spec.signal!.reason), { once: true });
@@ -106,10 +107,12 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       await fs.promises.mkdir(tmpDir, { recursive: true });
       const existing = await this.recover();
       const fetch = this.fetchContext();
-      this.images = new ImageLane(store, fetch, { outDir: spec.outDir, tmpDir, stateDir: spec.stateDir, existing }, spec.options.concurrency, this.metadata, this.tally, (e, w) =>
+      // One limit on what is in flight, images and pages together: --concurrency is the number of connections.
+      const limit = pLimit(spec.options.concurrency);
+      this.images = new ImageLane(store, fetch, { outDir: spec.outDir, tmpDir, stateDir: spec.stateDir, existing }, limit, this.metadata, this.tally, (e, w) =>
         this.stopIfDiskFull(e, w),
       );
-      this.pages = new PageLane(store, this.crawl.queueClient, fetch, this.secrets, this.ingest, this.tally, spec.handlers ?? {}, spec);
+      this.pages = new PageLane(store, this.crawl.queueClient, fetch, this.secrets, this.ingest, this.tally, spec.handlers ?? {}, spec, (fn) => limit(fn));
       if (spec.retryFailed) this.retryFailed();
       this.tally.start(store.counts(), store.pageFailures().length);
       await this.crawl.start();

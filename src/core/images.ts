@@ -1,4 +1,4 @@
-import pLimit from 'p-limit';
+import type pLimit from 'p-limit';
 import { toDownloadError } from '../errors.ts';
 import { diskFullCode } from '../storage/disk.ts';
 import type { MetadataLog } from '../storage/metadata.ts';
@@ -12,7 +12,6 @@ import type { Tally } from './tally.ts';
  * or left pending (the run is stopping, or the disk is full).
  */
 export class ImageLane {
-  private readonly limit: ReturnType<typeof pLimit>;
   /** Images being downloaded now; a sweep shard never starts one twice. */
   private readonly inFlight = new Set<number>();
   private readonly ctx: DownloadContext;
@@ -21,13 +20,13 @@ export class ImageLane {
     private readonly store: RunStore,
     fetch: FetchContext,
     folder: { outDir: string; tmpDir: string; stateDir: string; existing: Set<string> },
-    concurrency: number,
+    /** The run's one limit on fetches in flight, shared with pages. */
+    private readonly limit: ReturnType<typeof pLimit>,
     private readonly metadata: MetadataLog,
     private readonly tally: Tally,
     /** Stops the run when `error` says the disk is full; true if it did. */
     private readonly stopIfDiskFull: (error: unknown, where: string) => boolean,
   ) {
-    this.limit = pLimit(concurrency);
     this.stateDir = folder.stateDir;
     this.outDir = folder.outDir;
     this.ctx = { ...fetch, store, outDir: folder.outDir, tmpDir: folder.tmpDir, claims: new NameClaims(store, folder.existing) };

@@ -32,15 +32,16 @@ export class Ingest {
     private readonly store: RunStore,
     private readonly secrets: Secrets,
     private readonly tally: Tally,
-    /** Queues shards for new image ids (called inside the batch's transaction). */
-    private readonly addShards: (from: number, to: number) => void,
+    /** Queues shards for new image ids (called inside the batch's transaction); `first`: at the queue's head. */
+    private readonly addShards: (from: number, to: number, first: boolean) => void,
   ) {}
 
   /**
    * Adds images; the batch and its shard requests are written in one transaction, and with `ingested` (the inputs'
-   * key, on the last batch) so is the mark that every input was read.
+   * key, on the last batch) so is the mark that every input was read. `first` queues them before the pages waiting
+   * (images a page found start at once).
    */
-  add(inputs: ItemInput[], ingested?: string): void {
+  add(inputs: ItemInput[], ingested?: string, first = false): void {
     let credentialed = false;
     const rows = inputs.map((input): NewItem => {
       try {
@@ -58,7 +59,7 @@ export class Ingest {
     this.store.transaction(() => {
       if (credentialed && !hasCredentialedUrls(this.store)) this.store.setMeta(CREDENTIALS_META, '1');
       const added = this.store.addItems(rows, stats);
-      if (added) this.addShards(added.from, added.to);
+      if (added) this.addShards(added.from, added.to, first);
       if (ingested !== undefined) this.store.setMeta(META_INGESTED, ingested);
     });
     const failures: FailureEvent[] = [];

@@ -28,6 +28,8 @@ export class PageLane {
     private readonly tally: Tally,
     private readonly handlers: Record<string, LabelHandler>,
     private readonly limits: { maxPages?: number; maxDepth?: number },
+    /** The run's one limit on fetches in flight, shared with images. */
+    private readonly slots: <T>(fn: () => Promise<T>) => Promise<T>,
   ) {}
 
   /** Queues pages at `depth` (0: start pages); already-seen keys are ignored, pages past a limit are counted. */
@@ -62,7 +64,7 @@ export class PageLane {
   async fetchPage(url: string): Promise<Page> {
     // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
     const { url: sent, ctx } = withCredentials(normalizeUrl(url), this.fetch);
-    return fetchPage(sent.href, ctx);
+    return this.slots(() => fetchPage(sent.href, ctx));
   }
 
   /** Handles one queued page; a handler's error fails the page (`plugin_error`, with cause and stack), not the run. */
@@ -97,7 +99,7 @@ export class PageLane {
       signal: this.fetch.signal,
       fetchPage: (url) => this.fetchPage(url),
       enqueue: (pages) => this.add(pages, request.depth + 1),
-      addItems: (images) => this.ingest.add(images),
+      addItems: (images) => this.ingest.add(images, undefined, true),
       failImage: (url, code, message) => this.ingest.fail(url, code, message),
       failPage: (code, message) => this.fail(request, { code, status: null, message }),
     };
