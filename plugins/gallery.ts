@@ -54,12 +54,20 @@ export default definePlugin({
       $('meta[property="og:image"], meta[property="og:image:url"]').each((_, el) => {
         add($(el).attr('content'), $('meta[property="og:image:alt"]').first().attr('content'));
       });
-      // One image per <picture>: the largest candidate of its sources (in the author's order) and its <img>.
+      // A <picture> is one picture per `media` (art direction: a different crop or image for each), plus its <img>.
+      // Sources without `media` are other formats or sizes of the <img>'s picture (type="image/webp"…): the
+      // largest candidate of each group is taken, so each picture is saved once, at its best.
       $('picture').each((_, el) => {
         const img = $(el).find('img').first();
-        const srcsets = [...$(el).find('source[srcset]').toArray().map((s) => $(s).attr('srcset')!), img.attr('srcset') ?? ''];
-        const all = srcsets.flatMap((s) => parseSrcset(s));
-        add(largestCandidate(all)?.url ?? img.attr('src'), img.attr('alt'));
+        const groups = new Map<string, string[]>([['', [img.attr('srcset') ?? '']]]);
+        for (const source of $(el).find('source[srcset]').toArray()) {
+          const media = ($(source).attr('media') ?? '').trim();
+          groups.set(media, [...(groups.get(media) ?? []), $(source).attr('srcset')!]);
+        }
+        for (const [media, srcsets] of groups) {
+          const largest = largestCandidate(srcsets.flatMap((s) => parseSrcset(s)))?.url;
+          add(media ? largest : (largest ?? img.attr('src')), img.attr('alt'));
+        }
       });
       // One image per <img>: the largest srcset candidate if there is one (src is the small fallback), else src.
       $('img').each((_, el) => {

@@ -159,3 +159,17 @@ test('a plugin run fetches pages at the configured concurrency from the first se
   const lastPage = log.map((e) => e.path).lastIndexOf('/slowp');
   assert.ok(firstImage < lastPage, `an image found is fetched before every page is (first image request #${firstImage}, last page request #${lastPage})`);
 });
+
+test('every picture of a <picture> is saved: one per media query (art direction), and the <img> with its formats', async () => {
+  origin.route('/art', html('Art direction', `
+    <picture>
+      <source media="(min-width: 800px)" srcset="/img/wide.jpg">
+      <source media="(min-width: 800px)" type="image/webp" srcset="/img/wide-s.webp 400w, /img/wide-l.webp 1600w">
+      <source media="(max-width: 400px)" srcset="/img/narrow.jpg">
+      <source type="image/avif" srcset="/img/crop.avif">
+      <img src="/img/narrow.jpg" alt="Kite">
+    </picture>`));
+  const { byPath } = await run('art', { urls: [origin.url('/art')] });
+  assert.deepEqual([...byPath.keys()].sort(), ['/img/crop.avif', '/img/narrow.jpg', '/img/wide-l.webp']);
+  assert.equal(byPath.get('/img/wide-l.webp')!.metadata.alt, 'Kite');
+});
