@@ -17,6 +17,8 @@ export const REASON_CODES = {
   plugin_error: 'A plugin handler threw or returned bad data for this page.',
   credentials_missing: 'The URL had a password, which imgdl never stores; give the list or URL again to fetch it.',
   private_address: 'The host resolves to a loopback, private or otherwise non-public address and --block-private is on.',
+  robots_disallowed: "The site's robots.txt disallows this plugin page for our user agent, or could not be fetched (5xx, 429, unreachable). Not retried.",
+  opted_out: 'The image carries an X-Robots-Tag opting it out (noai, noimageai, none by default); nothing was saved. Not retried.',
   internal: 'An unexpected error inside imgdl (a bug, not the server or the network); the failure keeps its stack. Not retried.',
 } as const;
 

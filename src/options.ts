@@ -9,8 +9,14 @@ import { DEFAULTS, type EngineOptions } from './core/types.ts';
 export interface DownloadOptions {
   /** Downloads in flight at once. @default 64 */
   concurrency?: number | string;
-  /** Downloads in flight at once to one host. @default the concurrency (no tighter limit per host) */
+  /**
+   * Downloads in flight at once to one host: the ceiling of its adaptive limit. Each host starts there; its limit
+   * drops on 429, 503, timeouts and broken connections from it, and grows back while its answers are good.
+   * @default the concurrency (no tighter limit per host)
+   */
   perHost?: number | string;
+  /** Most requests per second to one host, evenly spaced (e.g. 2, or 0.5 for one every 2 s). @default no cap */
+  rate?: number | string;
   /** Retries after the first attempt, for network errors, timeouts, 408, 429 and 5xx. @default 4 */
   retries?: number | string;
   /** First retry delay in milliseconds; doubles each retry, with jitter. @default 500 */
@@ -35,6 +41,17 @@ export interface DownloadOptions {
    * service that fetches URLs its users give. @default false
    */
   blockPrivateNetwork?: boolean;
+  /**
+   * Save images whose `X-Robots-Tag` opts them out all the same. By default an image with one of `optOutDirectives`
+   * (for every user agent, or scoped to ours: `imgdl: noai`) is not saved: `opted_out`, decided on the headers,
+   * before the body is read. @default false
+   */
+  ignoreOptOut?: boolean;
+  /**
+   * The `X-Robots-Tag` directives that opt an image out (case-insensitive); an array, or a comma list as the CLI
+   * passes it (`"noai,noimageai"`). An empty list saves every image. @default ["noai", "noimageai", "none"]
+   */
+  optOutDirectives?: readonly string[] | string;
 }
 
 /** An integer option ≥ `min` (a string of digits is accepted, as the CLI passes it); a UsageError naming it otherwise. */
@@ -42,6 +59,29 @@ export function integer(name: string, value: unknown, min: number): number {
   if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) value = Number(value);
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw new UsageError(`Expected \`${name}\` to be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** A boolean option; a UsageError naming it otherwise. */
+export function flag(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new UsageError(`Expected \`${name}\` to be a boolean, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** X-Robots-Tag directives: an array of names or a comma list, lower-cased; blanks in a comma list are dropped. */
+function directives(name: string, value: unknown): string[] {
+  const list = typeof value === 'string' ? value.split(',').map((d) => d.trim()).filter((d) => d !== '') : value;
+  if (!Array.isArray(list) || !list.every((d) => typeof d === 'string' && /^[A-Za-z0-9_-]+$/.test(d))) {
+    throw new UsageError(`Expected \`${name}\` to be a list of X-Robots-Tag directives like noai,noimageai, got ${JSON.stringify(value)}`);
+  }
+  return [...new Set(list.map((d: string) => d.toLowerCase()))];
+}
+
+function positive(name: string, value: unknown): number {
+  if (typeof value === 'string' && /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value)) value = Number(value);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`Expected \`${name}\` to be a number > 0 (requests per second per host), got ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -62,7 +102,7 @@ function size(name: string, value: unknown): number {
   return parsed;
 }
 
-const KNOWN = new Set(['concurrency', 'perHost', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork']);
+const KNOWN = new Set(['concurrency', 'perHost', 'rate', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork', 'ignoreOptOut', 'optOutDirectives']);
 
 /** Validates user options up front (before any network work) and fills in defaults. */
 export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
@@ -74,6 +114,7 @@ export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
   const given = (k: keyof DownloadOptions) => options[k] !== undefined;
   if (given('concurrency')) o.concurrency = integer('concurrency', options.concurrency, 1);
   o.perHost = given('perHost') ? integer('perHost', options.perHost, 1) : Math.max(o.perHost, o.concurrency);
+  if (given('rate')) o.rate = positive('rate', options.rate);
   if (given('retries')) o.retries = integer('retries', options.retries, 0);
   if (given('retryDelay')) o.retryDelayMs = integer('retryDelay', options.retryDelay, 0);
   if (given('timeout')) o.timeoutMs = seconds('timeout', options.timeout);
@@ -90,6 +131,8 @@ export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
     if (typeof options.blockPrivateNetwork !== 'boolean') throw new UsageError(`Expected \`blockPrivateNetwork\` to be a boolean, got ${JSON.stringify(options.blockPrivateNetwork)}`);
     o.blockPrivateNetwork = options.blockPrivateNetwork;
   }
+  if (given('ignoreOptOut')) o.ignoreOptOut = flag('ignoreOptOut', options.ignoreOptOut);
+  if (given('optOutDirectives')) o.optOutDirectives = directives('optOutDirectives', options.optOutDirectives);
   // A stall can never be allowed longer than the whole attempt.
   o.stallTimeoutMs = Math.min(o.stallTimeoutMs, o.timeoutMs);
   return o;

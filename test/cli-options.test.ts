@@ -88,13 +88,13 @@ test('the parseArgs options of each command: every flag and alias of before, and
   const s = { type: 'string' } as const;
   const b = { type: 'boolean' } as const;
   const shared = {
-    out: { type: 'string', short: 'o' }, concurrency: { type: 'string', short: 'c' }, 'per-host': s, retries: s, 'retry-delay': s,
+    out: { type: 'string', short: 'o' }, concurrency: { type: 'string', short: 'c' }, 'per-host': s, rate: s, retries: s, 'retry-delay': s,
     timeout: s, 'stall-timeout': s, 'connect-timeout': s, 'max-bytes': s, 'max-redirects': s, 'max-retry-after': s,
-    'user-agent': s, 'block-private': b, run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
+    'user-agent': s, 'block-private': b, 'ignore-opt-out': b, 'opt-out-directives': s, run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
     quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' },
   };
   assert.deepEqual(parseArgsOptions('get'), shared);
-  assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s });
+  assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b });
 });
 
 test('the flags given become library options by name, as the strings typed; CLI-only and absent flags are left out', () => {

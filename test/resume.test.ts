@@ -90,7 +90,9 @@ test('a run killed with SIGKILL resumes: every image once, none that was saved f
 
     assert.deepEqual(refetched(origin, requestsBefore, saved), [], 'no saved image fetched again');
     const extra = origin.log.length - COUNT;
-    assert.ok(extra <= CONCURRENCY, `at most the in-flight images fetched twice (extra requests: ${extra})`);
+    // In flight: the images being fetched (at most CONCURRENCY attempts) and those fetched and being saved (a save
+    // holds no fetch slot, so that a slow host never holds up the others; saves take milliseconds): about the concurrency.
+    assert.ok(extra <= 2 * CONCURRENCY, `at most the in-flight images fetched twice (extra requests: ${extra})`);
     assertComplete(out);
   } finally {
     await origin.close();

@@ -47,7 +47,11 @@ export const CLI_OPTIONS = [
   },
   { flag: 'concurrency', short: 'c', type: 'string', arg: 'N', key: 'concurrency', commands: ['get', 'run'], help: `downloads at once (default ${DEFAULTS.concurrency})` },
   // resolveOptions makes the per-host limit at least the concurrency unless it is given.
-  { flag: 'per-host', type: 'string', arg: 'N', key: 'perHost', commands: ['get', 'run'], help: 'downloads at once to one host (default: the concurrency)' },
+  {
+    flag: 'per-host', type: 'string', arg: 'N', key: 'perHost', commands: ['get', 'run'],
+    help: 'most downloads at once to one host; each host backs off below it on 429, 503, timeouts, resets (default: the concurrency)',
+  },
+  { flag: 'rate', type: 'string', arg: 'R', key: 'rate', commands: ['get', 'run'], help: 'most requests per second to one host, e.g. 2 or 0.5 (default: no cap)' },
   { flag: 'retries', type: 'string', arg: 'N', key: 'retries', commands: ['get', 'run'], help: `retries on network errors, timeouts, 408, 429, 5xx (default ${DEFAULTS.retries})` },
   { flag: 'retry-delay', type: 'string', arg: 'MS', key: 'retryDelay', commands: ['get', 'run'], help: `first retry delay, doubled each time, with jitter (default ${DEFAULTS.retryDelayMs})` },
   { flag: 'timeout', type: 'string', arg: 'SECONDS', key: 'timeout', commands: ['get', 'run'], help: `time limit of one attempt (default ${seconds(DEFAULTS.timeoutMs)})` },
@@ -64,6 +68,12 @@ export const CLI_OPTIONS = [
     flag: 'block-private', type: 'boolean', key: 'blockPrivateNetwork', commands: ['get', 'run'],
     help: 'refuse hosts that are or resolve to loopback, private or other non-public addresses',
   },
+  { flag: 'ignore-robots', type: 'boolean', key: 'ignoreRobots', commands: ['run'], help: "fetch pages that the sites' robots.txt disallows for imgdl (images never consult robots.txt)" },
+  {
+    flag: 'ignore-opt-out', type: 'boolean', key: 'ignoreOptOut', commands: ['get', 'run'],
+    help: `save images whose X-Robots-Tag opts them out (${DEFAULTS.optOutDirectives.join(', ')}) all the same`,
+  },
+  { flag: 'opt-out-directives', type: 'string', arg: 'LIST', key: 'optOutDirectives', commands: ['get', 'run'], help: `X-Robots-Tag directives that opt an image out (default ${DEFAULTS.optOutDirectives.join(',')})` },
   {
     flag: 'run', type: 'string', arg: 'NAME', key: 'run', commands: ['get', 'run'],
     help: ({ command }) =>

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import bytes from 'bytes';
-import type { RunHandle, Summary } from '../core/engine.ts';
+import type { Progress, RunHandle, Summary } from '../core/engine.ts';
 import { REASON_CODES } from '../errors.ts';
 
 /** A progress bar on a terminal, a quiet line every few seconds otherwise. Both on stderr. */
@@ -9,7 +9,7 @@ export function showProgress(engine: RunHandle, stream: NodeJS.WriteStream = pro
     const bar = new cliProgress.SingleBar(
       {
         stream,
-        format: ' {bar} {value}/{total} | failed {failed} | {rate} img/s | {size} | ETA {eta_formatted}',
+        format: ' {bar} {value}/{total} | failed {failed} | {rate} img/s | {size} | ETA {eta_formatted}{hosts}',
         hideCursor: true,
         clearOnComplete: false,
         etaBuffer: 200,
@@ -22,26 +22,35 @@ export function showProgress(engine: RunHandle, stream: NodeJS.WriteStream = pro
       return { done: p.done + p.failed, total: Math.max(p.total, 1), p };
     };
     const first = fields();
-    bar.start(first.total, first.done, { failed: first.p.failed, rate: '0', size: '0B' });
+    bar.start(first.total, first.done, { failed: first.p.failed, rate: '0', size: '0B', hosts: '' });
     const timer = setInterval(() => {
       const { done, total, p } = fields();
       bar.setTotal(total);
-      bar.update(done, { failed: p.failed, rate: rate(p.downloaded, p.elapsedMs), size: bytes.format(p.bytes) ?? '0B' });
+      bar.update(done, { failed: p.failed, rate: rate(p.downloaded, p.elapsedMs), size: bytes.format(p.bytes) ?? '0B', hosts: backingOff(p, ' | ') });
     }, 125);
     return () => {
       clearInterval(timer);
       const { done, total, p } = fields();
       bar.setTotal(total);
-      bar.update(done, { failed: p.failed, rate: rate(p.downloaded, p.elapsedMs), size: bytes.format(p.bytes) ?? '0B' });
+      bar.update(done, { failed: p.failed, rate: rate(p.downloaded, p.elapsedMs), size: bytes.format(p.bytes) ?? '0B', hosts: backingOff(p, ' | ') });
       bar.stop();
     };
   }
   const timer = setInterval(() => {
     const p = engine.progress();
-    stream.write(`imgdl: ${p.done + p.failed}/${p.total} handled, ${p.failed} failed, ${rate(p.downloaded, p.elapsedMs)} img/s\n`);
+    stream.write(`imgdl: ${p.done + p.failed}/${p.total} handled, ${p.failed} failed, ${rate(p.downloaded, p.elapsedMs)} img/s${backingOff(p, ', ')}\n`);
   }, 5000);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** `2 hosts backing off: a.com 4/host, b.com paused 12 s`, after `sep`; '' when none is. */
+export function backingOff(p: Progress, sep: string): string {
+  const b = p.backingOff;
+  if (!b || b.count === 0) return '';
+  const shown = b.hosts.map((h) => (h.pausedMs > 0 ? `${h.host} paused ${Math.ceil(h.pausedMs / 1000)} s` : `${h.host} at ${h.limit}`));
+  const more = b.count > shown.length ? `, +${b.count - shown.length} more` : '';
+  return `${sep}${b.count} ${b.count === 1 ? 'host' : 'hosts'} backing off: ${shown.join(', ')}${more}`;
 }
 
 function rate(count: number, ms: number): string {
@@ -58,6 +67,12 @@ export function formatSummary(s: Summary, cwd = process.cwd()): string {
       ` — ${bytes.format(s.bytes) ?? '0B'} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond} img/s)`,
     `Images and ${rel(s.metadataFile)} in ${rel(s.outDir)}/`,
   ];
+  if (s.hosts?.length) {
+    lines.push('Hosts that backed off (429, 503, timeouts, resets), most first:');
+    for (const h of s.hosts) {
+      lines.push(`  ${h.host}: ${h.images} images, ${h.failed} failed, limit at the end ${h.limit} (lowest ${h.lowest}, lowered ${h.backoffs} times)`);
+    }
+  }
   if (s.pagesNotVisited) lines.push(`${s.pagesNotVisited} pages found were not visited (past --max-pages or --max-depth)`);
   if (s.retried) {
     const before = byCode(s.retried) || 'none';

@@ -9,11 +9,12 @@ import { DownloadError, toDownloadError } from '../errors.ts';
 import { checkLiteralHost } from '../http/address.ts';
 import { header, type HttpClient, type HttpResponse } from '../http/client.ts';
 import { redact, Secrets } from '../http/credentials.ts';
-import type { KeyedLimiter } from '../http/limits.ts';
+import type { KeyedLimiter, Outcome } from '../http/limits.ts';
 import { normalizeUrl } from './urls.ts';
 import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
 import { incompleteReason, Tail } from './complete.ts';
 import { SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.ts';
+import { optOutDirective, ROBOTS_MAX_BYTES, ROBOTS_MAX_REDIRECTS, userAgentToken } from './robots.ts';
 import type { Item, RunStore } from '../storage/state.ts';
 import { sha256File } from '../storage/metadata.ts';
 
@@ -44,6 +45,10 @@ export interface DownloadSettings {
   userAgent: string;
   /** Refuse hosts that are or resolve to non-public addresses (checked at each hop). */
   blockPrivateNetwork: boolean;
+  /** Save images whose X-Robots-Tag opts out (see optOutDirectives) all the same. */
+  ignoreOptOut: boolean;
+  /** X-Robots-Tag directives (lower case) that keep an image from being saved (`opted_out`). */
+  optOutDirectives: readonly string[];
 }
 
 /** What fetching needs: settings, a connection pool, per-host limits and a stop signal. */
@@ -51,6 +56,11 @@ export interface FetchContext {
   settings: DownloadSettings;
   http: HttpClient;
   hosts: KeyedLimiter;
+  /**
+   * The run's limit on attempts in flight (--concurrency), taken after the host's slot; none: no limit beyond the
+   * hosts' (the caller bounds its own work).
+   */
+  slots?: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Aborted when the run stops (Ctrl-C): the image stays pending, it does not fail. */
   signal: AbortSignal;
   /** Called before each retry (for progress and logs). */
@@ -262,6 +272,44 @@ async function readPage(res: HttpResponse, url: URL, finalUrl: URL): Promise<Pag
 }
 
 /**
+ * Fetches a robots.txt with the run's timeouts and retries (5xx, 429, network errors), at most ROBOTS_MAX_REDIRECTS
+ * redirects, never with credentials; returns its text up to ROBOTS_MAX_BYTES (the rest is not read). Throws
+ * DownloadError (a non-2xx answer as `http_status` with its status), or Cancelled when the run is stopping.
+ */
+export async function fetchRobotsTxt(url: URL, ctx: FetchContext): Promise<string> {
+  const settings = { ...ctx.settings, maxRedirects: Math.min(ctx.settings.maxRedirects, ROBOTS_MAX_REDIRECTS) };
+  const robotsCtx: FetchContext = { ...ctx, settings, authorization: undefined };
+  try {
+    return await withRetries(url, robotsCtx, () => attempt(url, robotsCtx, ROBOTS_ACCEPT, (res) => readCapped(res, ROBOTS_MAX_BYTES)));
+  } catch (error) {
+    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
+    throw toDownloadError(error);
+  }
+}
+
+/** A body as text, its first `max` bytes only (cut at the last line break before them); the rest is not read. */
+async function readCapped(res: HttpResponse, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  const iterator = res.body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const step = await iterator.next();
+      if (step.done) return Buffer.concat(chunks).toString('utf8');
+      chunks.push(Buffer.from(step.value));
+      bytes += step.value.byteLength;
+      if (bytes > max) {
+        const head = Buffer.concat(chunks).subarray(0, max);
+        const cut = head.lastIndexOf(0x0a);
+        return head.subarray(0, cut < 0 ? max : cut + 1).toString('utf8');
+      }
+    }
+  } finally {
+    await iterator.return?.().catch(() => {});
+  }
+}
+
+/**
  * The URL to request for `url` (without userinfo) and the context to fetch it with (carrying its Authorization
  * header). Throws DownloadError `credentials_missing` for a stored `user:***@` URL whose password this process
  * was not given. A URL without userinfo costs nothing: `ctx` itself is returned.
@@ -290,6 +338,7 @@ export interface Fetched {
 
 const IMAGE_ACCEPT = 'image/avif,image/webp,image/*,*/*;q=0.8';
 const PAGE_ACCEPT = 'text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8';
+const ROBOTS_ACCEPT = 'text/plain,*/*;q=0.8';
 
 /**
  * One attempt at `url`, for images and pages alike: a slot of the host's limit, a time limit, the redirects (each hop
@@ -299,19 +348,41 @@ const PAGE_ACCEPT = 'text/html,application/xhtml+xml,application/json;q=0.9,*/*;
 async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (res: HttpResponse, finalUrl: URL) => Promise<T>): Promise<T> {
   if (ctx.signal.aborted) throw new Cancelled('stopped');
   const host = url.host;
-  await ctx.hosts.acquire(host, ctx.signal);
-  const { signal, done } = attemptSignal(ctx.signal, ctx.settings.timeoutMs);
+  // The host's slot first, then the run's: an image waiting for its host (paused, backing off, at its limit or
+  // rate) holds none of the run's slots, so a slow or angry host never holds up the others.
+  const ticket = await ctx.hosts.acquire(host, ctx.signal);
+  let outcome: Outcome = 'neutral';
+  const once = async (): Promise<T> => {
+    if (ctx.signal.aborted) throw new Cancelled('stopped');
+    const { signal, done } = attemptSignal(ctx.signal, ctx.settings.timeoutMs);
+    try {
+      const { res, finalUrl } = await follow(url, ctx, signal, accept);
+      const result = await read(res, finalUrl);
+      outcome = 'good';
+      return result;
+    } catch (error) {
+      if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
+      const e = signal.aborted ? new DownloadError('timeout', `No complete response within ${ctx.settings.timeoutMs / 1000} s`, { retryable: true, cause: error }) : toDownloadError(error);
+      outcome = outcomeOf(e);
+      throw e;
+    } finally {
+      done();
+    }
+  };
   try {
-    const { res, finalUrl } = await follow(url, ctx, signal, accept);
-    return await read(res, finalUrl);
-  } catch (error) {
-    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
-    if (signal.aborted) throw new DownloadError('timeout', `No complete response within ${ctx.settings.timeoutMs / 1000} s`, { retryable: true, cause: error });
-    throw toDownloadError(error);
+    return await (ctx.slots ? ctx.slots(once) : once());
   } finally {
-    done();
-    ctx.hosts.release(host);
+    ctx.hosts.release(host, outcome, ticket);
   }
+}
+
+/** What an attempt's failure says about its host's load (see KeyedLimiter). */
+function outcomeOf(error: DownloadError): Outcome {
+  if (error.status === 429 || error.status === 503) return 'rejected';
+  if (error.code === 'timeout' || (error.code === 'network' && error.retryable)) return 'trouble';
+  // The host answered (a 404, a body that is not an image, too large…): it is not under strain.
+  if (error.status !== undefined && error.status < 500) return 'good';
+  return error.code === 'not_image' || error.code === 'too_large' ? 'good' : 'neutral';
 }
 
 /**
@@ -406,6 +477,15 @@ export function parseRetryAfter(value: string | undefined): number | undefined {
 
 async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | undefined, ctx: FetchContext): Promise<Fetched> {
   const { maxBytes } = ctx.settings;
+  const robotsTag = res.headers['x-robots-tag'];
+  if (robotsTag !== undefined && !ctx.settings.ignoreOptOut) {
+    const directive = optOutDirective(robotsTag, ctx.settings.optOutDirectives, userAgentToken(ctx.settings.userAgent));
+    if (directive !== undefined) {
+      // Decided on the headers: the body is never read (destroying it closes the connection rather than draining it).
+      await res.body[Symbol.asyncIterator]().return?.().catch(() => {});
+      throw new DownloadError('opted_out', `X-Robots-Tag: ${directive}: the site opts this image out (--ignore-opt-out saves it)`);
+    }
+  }
   const lengthHeader = header(res.headers, 'content-length');
   const expected = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
   if (maxBytes > 0 && expected !== undefined && expected > maxBytes) {

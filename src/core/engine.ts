@@ -17,7 +17,7 @@ import { openRun } from './open.ts';
 import { PageLane } from './pages.ts';
 import { writeFailures } from './report.ts';
 import { Tally } from './tally.ts';
-import { FAILURES_FILE, METADATA_FILE, TMP_DIR, type EngineEvents, type Progress, type RunHandle, type RunSpec, type Summary } from './types.ts';
+import { FAILURES_FILE, METADATA_FILE, TMP_DIR, type EngineEvents, type Progress, type HostSummary, type RunHandle, type RunSpec, type Summary } from './types.ts';
 
 export * from './types.ts';
 export { hasCredentialedUrls } from './ingest.ts';
@@ -53,7 +53,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     private readonly release: () => void,
   ) {
     super();
-    this.hosts = new KeyedLimiter(spec.options.perHost);
+    this.hosts = new KeyedLimiter(spec.options.perHost, { rate: spec.options.rate });
     this.http = spec.http ?? createHttpClient(runClientOptions(spec.options, spec.httpKind));
     this.metadata = new MetadataLog(path.join(spec.outDir, METADATA_FILE), store, (error, file) => this.stopIfDiskFull(error, file));
     this.crawl = new Crawl(store, spec.options.concurrency, {
@@ -87,7 +87,8 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
   }
 
   progress(): Progress {
-    return this.tally.progress();
+    const backingOff = this.hosts.backingOff(3);
+    return backingOff.count > 0 ? { ...this.tally.progress(), backingOff } : this.tally.progress();
   }
 
   /** Calls `listener` with the run's counts after each image is saved or fails, and after each page that fails. */
@@ -106,13 +107,15 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       await fs.promises.rm(tmpDir, { recursive: true, force: true });
       await fs.promises.mkdir(tmpDir, { recursive: true });
       const existing = await this.recover();
-      const fetch = this.fetchContext();
-      // One limit on what is in flight, images and pages together: --concurrency is the number of connections.
+      // One limit on what is in flight, images and pages together: --concurrency is the number of connections. It is
+      // taken per attempt, after the host's slot (see attempt() in download.ts); page handlers' own work is bounded
+      // by the crawler's slots.
       const limit = pLimit(spec.options.concurrency);
-      this.images = new ImageLane(store, fetch, { outDir: spec.outDir, tmpDir, stateDir: spec.stateDir, existing }, limit, this.metadata, this.tally, (e, w) =>
+      const fetch: FetchContext = { ...this.fetchContext(), slots: (fn) => limit(fn) };
+      this.images = new ImageLane(store, fetch, { outDir: spec.outDir, tmpDir, stateDir: spec.stateDir, existing }, this.metadata, this.tally, (e, w) =>
         this.stopIfDiskFull(e, w),
       );
-      this.pages = new PageLane(store, this.crawl.queueClient, fetch, this.secrets, this.ingest, this.tally, spec.handlers ?? {}, spec, (fn) => limit(fn));
+      this.pages = new PageLane(store, this.crawl.queueClient, fetch, this.secrets, this.ingest, this.tally, spec.handlers ?? {}, spec, (fn) => fn(), !spec.options.ignoreRobots);
       if (spec.retryFailed) this.retryFailed();
       this.tally.start(store.counts(), store.pageFailures().length);
       await this.crawl.start();
@@ -227,6 +230,10 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     const { downloaded, bytes } = this.tally.counts;
     const { spec } = this;
     const notVisited = this.pages?.notVisited ?? 0;
+    const hosts: HostSummary[] = this.hosts.backedOff(10).map(({ host, limit, lowest, backoffs }) => {
+      const { images = 0, failed = 0 } = this.tally.byHost.get(host) ?? {};
+      return { host, images, failed, limit, lowest, backoffs };
+    });
     return {
       run: path.basename(spec.stateDir),
       downloaded,
@@ -245,6 +252,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       ...(this.stopped ? { stopped: { ...this.stopped, ...(spec.items && !this.ingest.complete ? { unread: true } : {}) } } : {}),
       ...(this.pagesFailed > 0 ? { pagesFailed: this.pagesFailed } : {}),
       ...(notVisited > 0 ? { pagesNotVisited: notVisited } : {}),
+      ...(hosts.length > 0 ? { hosts } : {}),
     };
   }
 }

@@ -1,4 +1,3 @@
-import type pLimit from 'p-limit';
 import { toDownloadError } from '../errors.ts';
 import { diskFullCode } from '../storage/disk.ts';
 import type { MetadataLog } from '../storage/metadata.ts';
@@ -7,8 +6,10 @@ import { Cancelled, downloadItem, NameClaims, type DownloadContext, type FetchCo
 import type { Tally } from './tally.ts';
 
 /**
- * The image lane of a run: downloads the pending images of a shard, `concurrency` at a time across shards, and
- * settles each: saved (its record goes to the metadata log, which marks it done), failed (recorded with its code),
+ * The image lane of a run: downloads the pending images of a shard and settles each. The run's limit (`concurrency`,
+ * shared with pages) is taken per attempt after the host's slot (attempt() in download.ts), never around a whole
+ * image: images waiting for a paused or backing-off host, or sleeping before a retry, hold none of it. Each image is
+ * settled: saved (its record goes to the metadata log, which marks it done), failed (recorded with its code),
  * or left pending (the run is stopping, or the disk is full).
  */
 export class ImageLane {
@@ -20,8 +21,6 @@ export class ImageLane {
     private readonly store: RunStore,
     fetch: FetchContext,
     folder: { outDir: string; tmpDir: string; stateDir: string; existing: Set<string> },
-    /** The run's one limit on fetches in flight, shared with pages. */
-    private readonly limit: ReturnType<typeof pLimit>,
     private readonly metadata: MetadataLog,
     private readonly tally: Tally,
     /** Stops the run when `error` says the disk is full; true if it did. */
@@ -38,7 +37,7 @@ export class ImageLane {
   async shard(range: { from: number; to: number }): Promise<void> {
     const items = this.store.pendingInRange(range.from, range.to).filter((item) => !this.inFlight.has(item.id));
     for (const item of items) this.inFlight.add(item.id);
-    await Promise.all(items.map((item) => this.limit(() => this.one(item).finally(() => this.inFlight.delete(item.id)))));
+    await Promise.all(items.map((item) => this.one(item).finally(() => this.inFlight.delete(item.id))));
   }
 
   private async one(item: Item): Promise<void> {

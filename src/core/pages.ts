@@ -2,9 +2,10 @@ import { toPluginError, type DownloadError, type ReasonCode } from '../errors.ts
 import { redact, type Secrets } from '../http/credentials.ts';
 import type { SqliteRequestQueueClient } from '../storage/crawlee-client.ts';
 import type { PageFailure, RunStore } from '../storage/state.ts';
-import { fetchPage, withCredentials, type FetchContext, type Page } from './download.ts';
+import { fetchPage, fetchRobotsTxt, withCredentials, type FetchContext, type Page } from './download.ts';
 import type { Ingest } from './ingest.ts';
 import type { Tally } from './tally.ts';
+import { RobotsRules, userAgentToken } from './robots.ts';
 import { normalizeUrl } from './urls.ts';
 import { DEPTH_KEY, type LabelHandler, type PageContext, type PageInput, type PageRequest } from './types.ts';
 
@@ -18,6 +19,8 @@ export class PageLane {
   private pagesQueued = -1;
   /** Pages found but not visited because of --max-pages or --max-depth. */
   notVisited = 0;
+  /** The sites' robots.txt rules (each origin's fetched once per run); none with --ignore-robots. */
+  private readonly robots: RobotsRules | undefined;
 
   constructor(
     private readonly store: RunStore,
@@ -30,7 +33,11 @@ export class PageLane {
     private readonly limits: { maxPages?: number; maxDepth?: number },
     /** The run's one limit on fetches in flight, shared with images. */
     private readonly slots: <T>(fn: () => Promise<T>) => Promise<T>,
-  ) {}
+    /** Check each page against its site's robots.txt (not with --ignore-robots). */
+    respectRobots = true,
+  ) {
+    this.robots = respectRobots ? new RobotsRules((url) => this.slots(() => fetchRobotsTxt(url, this.fetch)), userAgentToken(fetch.settings.userAgent)) : undefined;
+  }
 
   /** Queues pages at `depth` (0: start pages); already-seen keys are ignored, pages past a limit are counted. */
   add(requests: PageInput[], depth: number): void {
@@ -64,6 +71,8 @@ export class PageLane {
   async fetchPage(url: string): Promise<Page> {
     // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
     const { url: sent, ctx } = withCredentials(normalizeUrl(url), this.fetch);
+    // Before the page takes a slot: a disallowed page is never requested (robots_disallowed, not retried).
+    await this.robots?.check(sent);
     return this.slots(() => fetchPage(sent.href, ctx));
   }
 

@@ -4,14 +4,19 @@ import type { ReasonCode } from '../errors.ts';
 import type { HttpClient, HttpClientKind } from '../http/client.ts';
 import type { DiskStop } from '../storage/disk.ts';
 import type { DownloadSettings, ImageRecord, Page } from './download.ts';
+import { OPT_OUT_DIRECTIVES } from './robots.ts';
 
 export interface EngineOptions extends DownloadSettings {
   /** Downloads in flight at once. */
   concurrency: number;
-  /** Downloads in flight at once to one host. */
+  /** Downloads in flight at once to one host: the ceiling of each host's adaptive limit. */
   perHost: number;
+  /** Most requests per second to one host (evenly spaced); undefined: no cap. */
+  rate?: number;
   connectTimeoutMs: number;
   stallTimeoutMs: number;
+  /** Plugin runs: fetch pages whatever the sites' robots.txt says. */
+  ignoreRobots: boolean;
 }
 
 export const DEFAULTS: EngineOptions = {
@@ -27,6 +32,9 @@ export const DEFAULTS: EngineOptions = {
   maxRedirects: 10,
   userAgent: 'imgdl/0.1 (+https://www.npmjs.com/package/imgdl)',
   blockPrivateNetwork: false,
+  ignoreOptOut: false,
+  optOutDirectives: OPT_OUT_DIRECTIVES,
+  ignoreRobots: false,
 };
 
 export const METADATA_FILE = 'metadata.jsonl';
@@ -80,6 +88,26 @@ export interface Summary {
   pagesFailed?: number;
   /** Plugin runs: pages found but not visited, past --max-pages or --max-depth. */
   pagesNotVisited?: number;
+  /**
+   * Hosts whose limit was lowered in the run (429, 503, timeouts, broken connections), most backoffs first, at most
+   * 10; absent when none was.
+   */
+  hosts?: HostSummary[];
+}
+
+/** A host that backed off during a run. */
+export interface HostSummary {
+  host: string;
+  /** Images saved from it. */
+  images: number;
+  /** Images from it that failed. */
+  failed: number;
+  /** Its limit at the end (the ceiling is --per-host). */
+  limit: number;
+  /** The lowest its limit went. */
+  lowest: number;
+  /** Times its limit was lowered. */
+  backoffs: number;
 }
 
 export interface Progress {
@@ -95,6 +123,8 @@ export interface Progress {
   pagesFailed: number;
   elapsedMs: number;
   ingesting: boolean;
+  /** Hosts backing off now (limit below --per-host, or paused by Retry-After): how many, and the first few. */
+  backingOff?: { count: number; hosts: Array<{ host: string; limit: number; pausedMs: number }> };
 }
 
 /** A failure as events report it (an image's, or with `page: true` a plugin page's). */

@@ -1,18 +1,89 @@
 /**
- * A counting semaphore with a per-key limit and a per-key pause (a host that answered 429 with Retry-After
- * is left alone until then). Written by hand because p-limit has no keyed limits and no pause, and this
- * sits on the hot path of every download.
+ * How an attempt at a host ended, as far as that host's limit is concerned: `good` (an answer that shows no strain:
+ * a 2xx, a 404, a refused body), `rejected` (429 or 503: the host turned the request away), `trouble` (a timeout or
+ * a broken connection), `neutral` (nothing learnt: the run stopping, a local error).
+ */
+export type Outcome = 'good' | 'rejected' | 'trouble' | 'neutral';
+
+/** A host whose limit is below the ceiling, or that is paused (Retry-After). */
+export interface HostLimit {
+  host: string;
+  /** Requests in flight allowed now (1 … the ceiling, --per-host). */
+  limit: number;
+  /** The lowest it went in the run. */
+  lowest: number;
+  /** Times it was lowered. */
+  backoffs: number;
+  /** Milliseconds left of a Retry-After pause, 0 when none. */
+  pausedMs: number;
+}
+
+/** Least time between probes past the level where a host last showed strain, and the most it backs off to. */
+const PROBE_MS = 10_000;
+const MAX_PROBE_MS = 160_000;
+
+interface Slot {
+  active: number;
+  waiters: Array<() => void>;
+  pausedUntil: number;
+  timer?: NodeJS.Timeout;
+  timerAt: number;
+  /** The host's limit now: starts at the ceiling, lowered on strain, grown back on good answers. */
+  limit: number;
+  lowest: number;
+  backoffs: number;
+  /** Good answers in a row. */
+  streak: number;
+  /** Bumped at each halving: a timeout of a request sent before it does not halve again (TCP's rule). */
+  epoch: number;
+  /** The limit at which the host last showed strain: growing past it again is a probe, made rarely. */
+  strainedAt: number;
+  /** Wait between probes past `strainedAt`: doubles each time a probe is turned away. */
+  probeMs: number;
+  changedAt: number;
+  /** With a rate: when the next request may go. */
+  nextAt: number;
+}
+
+/**
+ * Per-host limits: a counting semaphore per key whose limit adapts to how the host answers, a per-key pause (a host
+ * that answered 429 with Retry-After is left alone until then) and an optional rate (a token bucket of one: requests
+ * evenly spaced). Written by hand because p-limit has no keyed limits, no pause and no adaptation, and this sits on
+ * the hot path of every download.
+ *
+ * The adaptation (see docs/architecture.md, "Politeness"): a host starts at the ceiling (--per-host) — most hosts
+ * take it, and a ramp would slow every one of them to find the few that do not. A 429 or 503 lowers its limit by one:
+ * when L requests are in flight and the host takes C of them, its L − C refusals bring the limit to C in one round
+ * (halving once per round would take log2(L/C) rounds, each a Retry-After pause; halving per refusal would collapse
+ * to 1). A timeout or broken connection halves it, once per round: silence does not say how many got through. Never
+ * below 1. While answers are good the limit grows by one per `limit` good answers in a row (about one more per round
+ * trip) up to just below the level where the host last showed strain; going past that level is a probe, made at most
+ * every 10 s, and every 10, 20, … 160 s while the host keeps refusing it. A probe that holds forgets the level.
  */
 export class KeyedLimiter {
-  private readonly slots = new Map<string, { active: number; waiters: Array<() => void>; pausedUntil: number; timer?: NodeJS.Timeout }>();
+  private readonly slots = new Map<string, Slot>();
+  /** Keys whose limit is below the ceiling or that are paused: what progress shows. */
+  private readonly strained = new Set<string>();
+  private readonly interval: number;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    /** The ceiling of every host's limit (--per-host). */
+    private readonly ceiling: number,
+    options: { rate?: number; adaptive?: boolean } = {},
+  ) {
+    this.interval = options.rate !== undefined && options.rate > 0 ? 1000 / options.rate : 0;
+    this.adaptive = options.adaptive ?? true;
+  }
 
-  async acquire(key: string, signal?: AbortSignal): Promise<void> {
+  private readonly adaptive: boolean;
+
+  /** Waits for a slot of `key`'s limit; returns a ticket to give back to release(). */
+  async acquire(key: string, signal?: AbortSignal): Promise<number> {
     const slot = this.slot(key);
-    if (slot.active < this.limit && slot.pausedUntil <= Date.now()) {
-      slot.active++;
-      return;
+    const now = Date.now();
+    if (slot.active < slot.limit && slot.waiters.length === 0 && slot.pausedUntil <= now && slot.nextAt <= now) {
+      this.grant(slot, now);
+      return slot.epoch;
     }
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => {
@@ -27,12 +98,16 @@ export class KeyedLimiter {
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       slot.waiters.push(go);
+      this.drain(key);
     });
+    return slot.epoch;
   }
 
-  release(key: string): void {
+  /** Gives back a slot taken with ticket `ticket`, saying how the attempt ended (which adapts the host's limit). */
+  release(key: string, outcome: Outcome = 'neutral', ticket = -1): void {
     const slot = this.slot(key);
     slot.active--;
+    if (this.adaptive) this.adapt(key, slot, outcome, ticket);
     this.drain(key);
   }
 
@@ -42,27 +117,124 @@ export class KeyedLimiter {
     const until = Date.now() + ms;
     if (until <= slot.pausedUntil) return;
     slot.pausedUntil = until;
-    if (slot.timer) clearTimeout(slot.timer);
-    slot.timer = setTimeout(() => {
-      slot.timer = undefined;
-      this.drain(key);
-    }, ms);
-    slot.timer.unref();
+    this.strained.add(key);
+    this.arm(key, slot, until);
+  }
+
+  /** The limit of `key` now (the ceiling for a host not seen or never strained). */
+  limitOf(key: string): number {
+    return this.slots.get(key)?.limit ?? this.ceiling;
+  }
+
+  /** Hosts backing off now (limit below the ceiling, or paused), most constrained first; at most `max`. */
+  backingOff(max = 5): { count: number; hosts: HostLimit[] } {
+    const now = Date.now();
+    const hosts: HostLimit[] = [];
+    for (const key of this.strained) {
+      const slot = this.slots.get(key);
+      if (!slot || (slot.limit >= this.ceiling && slot.pausedUntil <= now)) {
+        this.strained.delete(key);
+        continue;
+      }
+      hosts.push(this.state(key, slot, now));
+    }
+    hosts.sort((a, b) => b.pausedMs - a.pausedMs || a.limit - b.limit);
+    return { count: hosts.length, hosts: hosts.slice(0, max) };
+  }
+
+  /** Every host whose limit was lowered in the run, most backoffs first; at most `max`. */
+  backedOff(max = 10): HostLimit[] {
+    const now = Date.now();
+    const hosts: HostLimit[] = [];
+    for (const [key, slot] of this.slots) if (slot.backoffs > 0) hosts.push(this.state(key, slot, now));
+    return hosts.sort((a, b) => b.backoffs - a.backoffs).slice(0, max);
+  }
+
+  private state(host: string, slot: Slot, now: number): HostLimit {
+    return { host, limit: slot.limit, lowest: slot.lowest, backoffs: slot.backoffs, pausedMs: Math.max(0, slot.pausedUntil - now) };
+  }
+
+  private adapt(key: string, slot: Slot, outcome: Outcome, ticket: number): void {
+    const now = Date.now();
+    if (outcome === 'good') {
+      slot.streak++;
+      if (slot.limit >= this.ceiling || slot.streak < slot.limit) return;
+      if (slot.limit >= slot.strainedAt) {
+        // A probe past the level that strained the host held for a round: that level is forgotten.
+        slot.strainedAt = Infinity;
+        slot.probeMs = PROBE_MS;
+      }
+      if (slot.limit + 1 >= slot.strainedAt && now - slot.changedAt < slot.probeMs) return;
+      slot.limit++;
+      slot.streak = 0;
+      slot.changedAt = now;
+      return;
+    }
+    if (outcome === 'rejected') {
+      if (slot.limit >= slot.strainedAt) slot.probeMs = Math.min(slot.probeMs * 2, MAX_PROBE_MS);
+      slot.strainedAt = slot.limit;
+      this.lower(key, slot, Math.max(1, slot.limit - 1), now);
+    } else if (outcome === 'trouble' && ticket >= slot.epoch) {
+      if (slot.limit >= slot.strainedAt) slot.probeMs = Math.min(slot.probeMs * 2, MAX_PROBE_MS);
+      slot.strainedAt = slot.limit;
+      slot.epoch++;
+      this.lower(key, slot, Math.max(1, Math.floor(slot.limit / 2)), now);
+    }
+  }
+
+  private lower(key: string, slot: Slot, limit: number, now: number): void {
+    slot.streak = 0;
+    slot.changedAt = now;
+    if (limit === slot.limit) return;
+    slot.limit = limit;
+    slot.lowest = Math.min(slot.lowest, limit);
+    slot.backoffs++;
+    this.strained.add(key);
+  }
+
+  private grant(slot: Slot, now: number): void {
+    slot.active++;
+    if (this.interval > 0) slot.nextAt = Math.max(slot.nextAt, now) + this.interval;
   }
 
   private drain(key: string): void {
-    const slot = this.slot(key);
-    while (slot.active < this.limit && slot.waiters.length > 0 && slot.pausedUntil <= Date.now()) {
-      slot.active++;
+    const slot = this.slots.get(key);
+    if (!slot) return;
+    const now = Date.now();
+    while (slot.active < slot.limit && slot.waiters.length > 0) {
+      const at = Math.max(slot.pausedUntil, slot.nextAt);
+      if (at > now) {
+        this.arm(key, slot, at);
+        break;
+      }
+      this.grant(slot, now);
       slot.waiters.shift()!();
     }
-    if (slot.active === 0 && slot.waiters.length === 0 && !slot.timer) this.slots.delete(key);
+    // A host's slot is kept while it holds anything learnt (a lowered limit, backoffs for the summary, a rate's
+    // next time); an idle host that taught nothing is forgotten, so a run over a million hosts stays small.
+    if (slot.active === 0 && slot.waiters.length === 0 && !slot.timer && slot.backoffs === 0 && slot.nextAt <= now) this.slots.delete(key);
   }
 
-  private slot(key: string) {
+  /** Drains `key` again at `at` (the end of a pause, or the rate's next time), unless an earlier wake is set. */
+  private arm(key: string, slot: Slot, at: number): void {
+    if (slot.timer && slot.timerAt <= at) return;
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timerAt = at;
+    slot.timer = setTimeout(() => {
+      slot.timer = undefined;
+      this.drain(key);
+    }, Math.max(0, at - Date.now()));
+    slot.timer.unref();
+  }
+
+  private slot(key: string): Slot {
     let slot = this.slots.get(key);
     if (!slot) {
-      slot = { active: 0, waiters: [], pausedUntil: 0 };
+      slot = {
+        active: 0, waiters: [], pausedUntil: 0, timerAt: 0,
+        limit: this.ceiling, lowest: this.ceiling, backoffs: 0, streak: 0, epoch: 0,
+        strainedAt: Infinity, probeMs: PROBE_MS, changedAt: 0, nextAt: 0,
+      };
       this.slots.set(key, slot);
     }
     return slot;

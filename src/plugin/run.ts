@@ -4,7 +4,7 @@ import { Engine, type Progress, type RunHandle, type Summary } from '../core/eng
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from '../core/runs.ts';
 import type { EngineOptions } from '../core/engine.ts';
 import { httpOption, type HttpClientKind } from '../http/client.ts';
-import { integer, resolveOptions, type DownloadOptions } from '../options.ts';
+import { flag, integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import { engineHandlers, type QueuedPage } from './handle.ts';
 import { resolveUrl } from '../core/urls.ts';
 import { resolvePluginOptions } from './options.ts';
@@ -38,6 +38,12 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
   maxPages?: number | string;
   /** Most links followed from a start page; 0 visits the start pages only (default: the plugin's, else no limit); digits too. */
   maxDepth?: number | string;
+  /**
+   * Fetch pages whatever the sites' robots.txt says. By default each origin's robots.txt is fetched once per run and
+   * a page it disallows for our user agent (the User-Agent's first product name, `imgdl`) fails with
+   * `robots_disallowed`, unrequested. Images are never checked against robots.txt. @default false
+   */
+  ignoreRobots?: boolean;
 }
 
 export interface PluginRunPlan {
@@ -54,6 +60,7 @@ export interface PluginRunPlan {
 export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = {}): Promise<PluginRunPlan> {
   const values = resolvePluginOptions(plugin, opts.options as Record<string, unknown> | undefined);
   const engineOptions = resolveOptions(downloadOptions(opts));
+  if (opts.ignoreRobots !== undefined) engineOptions.ignoreRobots = flag('ignoreRobots', opts.ignoreRobots);
   httpOption(opts.http);
   const limits: PageLimits = { ...plugin.limits };
   if (opts.maxPages !== undefined) limits.maxPages = integer('maxPages', opts.maxPages, 1);
@@ -92,7 +99,7 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
 }
 
 function downloadOptions(opts: RunPluginOptions): DownloadOptions {
-  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ...rest } = opts;
+  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ignoreRobots: _ir, ...rest } = opts;
   return rest;
 }
 
