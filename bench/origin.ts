@@ -1,7 +1,11 @@
 /**
- * The benchmark's image origin: serves one precomputed PNG from memory at /img/<i>.png.
+ * The benchmark's image origin: serves one precomputed PNG from memory at /img/<i>.png, and the plugin
+ * workloads' sites (`lib/sites.ts`: the flags at /data/flags/<cc>/..., the gallery at /gallery/...).
  *
- *   node --import tsx bench/origin.ts --bytes 12288 [--latency 50] [--ports 50]
+ *   node --import tsx bench/origin.ts --bytes 12288 [--latency 50] [--ports 50] [--delay 500-5000 --seed 12]
+ *
+ * `--delay MIN-MAX` (ms) delays every answer by a uniformly random time, drawn from `--seed` and the path alone
+ * (so every tool meets the same delay for the same request); it replaces --latency.
  *
  * (Below the bare 64x64 image, about 10.6 KB, the image is an 8x8 one padded to --bytes.)
  *
@@ -23,16 +27,84 @@
  * concurrency a tool actually reached; with --latency, responses wait in the origin).
  * `?reset=1` zeroes every count (after answering with the old ones); a response to a request that arrived
  * before the reset is not counted as done after it. The stats requests themselves are not counted.
+ * Also, for every request but the stats: `requestsInFlight`-style `maxRequestsInFlight` (pages and images alike),
+ * `connections` (accepted since the reset) and `maxOpenConnections`, `firstImageDoneAt`; with `?log=1` also `log`
+ * (one entry per request but those for /img/<i>.png: `[path, arrivedAt, delayMs, doneAt|null, status]`, epoch ms) and
+ * `timeline` (`[msSinceReset, openConnections, requestsInFlight]` every 250 ms since the reset).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { makePng } from './lib/png.ts';
+import { delayFor, Sites } from './lib/sites.ts';
 
 interface OriginOptions {
   bytes: number;
   latencyMs: number;
   ports: number;
+  /** Uniformly random delay per path, ms; null: none (then --latency applies). */
+  delay: { minMs: number; maxMs: number; seed: number } | null;
+}
+
+/** One request (not /img/<i>.png): path, arrival (epoch ms), delay (ms), response written (epoch ms) or null, status. */
+type LogEntry = [string, number, number, number | null, number];
+const MAX_LOG = 200_000;
+const TIMELINE_MS = 250;
+const MAX_TIMELINE = 4 * 60 * 30;
+
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Every request but the stats: in flight, connections over time, and a log of the sites' requests. */
+class Activity {
+  inFlight = 0;
+  maxInFlight = 0;
+  openConnections = 0;
+  maxOpenConnections = 0;
+  connections = 0;
+  generation = 0;
+  log: LogEntry[] = [];
+  private timeline: [number, number, number][] = [];
+  private since = now();
+
+  constructor() {
+    setInterval(() => {
+      if (this.timeline.length < MAX_TIMELINE) {
+        this.timeline.push([Math.round(now() - this.since), this.openConnections, this.inFlight]);
+      }
+    }, TIMELINE_MS).unref();
+  }
+
+  connected(): void {
+    this.connections++;
+    if (++this.openConnections > this.maxOpenConnections) this.maxOpenConnections = this.openConnections;
+  }
+
+  /** A request arrived; returns the function to call once it is over (answered or aborted). */
+  arrived(): () => void {
+    const generation = this.generation;
+    if (++this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
+    return () => {
+      if (generation === this.generation) this.inFlight--;
+    };
+  }
+
+  reset(): void {
+    this.generation++;
+    this.inFlight = 0;
+    this.maxInFlight = 0;
+    this.connections = 0;
+    this.maxOpenConnections = this.openConnections;
+    this.log = [];
+    this.timeline = [];
+    this.since = now();
+  }
+
+  snapshot(withLog: boolean): Record<string, unknown> {
+    const counts = { maxRequestsInFlight: this.maxInFlight, connections: this.connections, maxOpenConnections: this.maxOpenConnections };
+    return withLog ? { ...counts, log: this.log, timeline: this.timeline } : counts;
+  }
 }
 
 const IMAGE_PATH = /^\/img\/(\d+)\.png$/;
@@ -54,12 +126,13 @@ class Counter {
   private marked = false;
   private firstAfterMark: number | null = null;
   private firstImageAt: number | null = null;
+  private firstImageDoneAt: number | null = null;
   private lastImageDoneAt: number | null = null;
   /** Bumped by every reset, so that a response finishing after one is not counted in the new period. */
   private generation = 0;
 
-  /** Counts an image request; returns the generation to hand back to `imageDone`. */
-  image(index: number): number {
+  /** Counts an image request (index: the <i> of /img/<i>.png, null for a site's); returns the generation for `imageDone`. */
+  image(index: number | null): number {
     this.images++;
     if (++this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
     if (this.firstImageAt === null || (this.marked && this.firstAfterMark === null)) {
@@ -67,7 +140,7 @@ class Counter {
       this.firstImageAt ??= now;
       if (this.marked) this.firstAfterMark ??= now;
     }
-    this.track(index);
+    if (index !== null) this.track(index);
     return this.generation;
   }
 
@@ -77,6 +150,7 @@ class Counter {
     this.imagesDone++;
     this.inFlight--;
     this.lastImageDoneAt = performance.timeOrigin + performance.now();
+    this.firstImageDoneAt ??= this.lastImageDoneAt;
   }
 
   private track(index: number): void {
@@ -110,6 +184,7 @@ class Counter {
     this.marked = false;
     this.firstAfterMark = null;
     this.firstImageAt = null;
+    this.firstImageDoneAt = null;
     this.lastImageDoneAt = null;
     this.generation++;
   }
@@ -123,6 +198,7 @@ class Counter {
       untracked: this.untracked,
       firstImageAt: this.firstImageAt,
       lastImageDoneAt: this.lastImageDoneAt,
+      firstImageDoneAt: this.firstImageDoneAt,
       firstImageAfterMark: this.firstAfterMark,
     };
     return paths ? { ...counts, ...this.scan() } : counts;
@@ -154,46 +230,84 @@ function readOptions(): OriginOptions {
       bytes: { type: 'string', default: String(12 * 1024) },
       latency: { type: 'string', default: '0' },
       ports: { type: 'string', default: '1' },
+      delay: { type: 'string' },
+      seed: { type: 'string', default: '1' },
     },
   });
-  return { bytes: Number(values.bytes), latencyMs: Number(values.latency), ports: Number(values.ports) };
+  let delay: OriginOptions['delay'] = null;
+  if (values.delay) {
+    const [minMs, maxMs] = values.delay.split('-').map(Number);
+    if (!Number.isFinite(minMs) || !Number.isFinite(maxMs) || minMs! < 0 || maxMs! < minMs!) {
+      throw new Error(`--delay: expected MIN-MAX in ms, got ${values.delay}`);
+    }
+    delay = { minMs: minMs!, maxMs: maxMs!, seed: Number(values.seed) };
+  }
+  return { bytes: Number(values.bytes), latencyMs: Number(values.latency), ports: Number(values.ports), delay };
 }
 
-function stats(counter: Counter, url: string, res: ServerResponse): void {
+function stats(counter: Counter, activity: Activity, url: string, res: ServerResponse): void {
   const query = new URLSearchParams(url.slice(STATS_PATH.length).replace(/^\?/, ''));
-  const body = JSON.stringify(counter.snapshot(query.get('paths') === '1'));
-  if (query.get('reset') === '1') counter.reset();
+  const body = JSON.stringify({ ...counter.snapshot(query.get('paths') === '1'), ...activity.snapshot(query.get('log') === '1') });
+  if (query.get('reset') === '1') {
+    counter.reset();
+    activity.reset();
+  }
   if (query.get('mark') === '1') counter.mark();
   res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${body}\n`);
 }
 
-function handler(image: Buffer, latencyMs: number, counter: Counter) {
+function handler(image: Buffer, options: OriginOptions, counter: Counter, activity: Activity) {
   const headers = { 'content-type': 'image/png', 'content-length': String(image.length) };
+  const sites = new Sites();
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '';
     if (req.method === 'GET' && (url === STATS_PATH || url.startsWith(`${STATS_PATH}?`))) {
-      stats(counter, url, res);
+      stats(counter, activity, url, res);
       return;
     }
     counter.requests++;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405).end();
-      return;
-    }
-    const match = IMAGE_PATH.exec(url);
-    if (!match) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    const generation = counter.image(Number(match[1]));
-    const done = (): void => counter.imageDone(generation);
-    const send = (): void => {
-      res.writeHead(200, headers);
-      res.end(req.method === 'HEAD' ? undefined : image, done);
+    res.once('close', activity.arrived());
+    const path = url.split('?')[0] ?? url;
+    const waitMs = options.delay ? delayFor(path, options.delay.seed, options.delay.minMs, options.delay.maxMs) : options.latencyMs;
+    const later = (send: () => void, always = true): void => {
+      // Without --delay, an error answers at once (as it always did); with it, every answer waits.
+      if (waitMs > 0 && (always || options.delay)) setTimeout(send, waitMs);
+      else send();
     };
-    if (latencyMs > 0) setTimeout(send, latencyMs);
-    else send();
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      later(() => res.writeHead(405).end(), false);
+      return;
+    }
+    const match = IMAGE_PATH.exec(path);
+    const site = match ? null : sites.answer(path);
+    if (!match && !site) {
+      logged(activity, path, waitMs, res, 404);
+      later(() => res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n'), false);
+      return;
+    }
+    const generation = match || site?.kind === 'image' ? counter.image(match ? Number(match[1]) : null) : null;
+    const done = (): void => {
+      if (generation !== null) counter.imageDone(generation);
+    };
+    if (site) logged(activity, path, waitMs, res, 200);
+    const body = site ? site.body : image;
+    const send = (): void => {
+      res.writeHead(200, site ? { 'content-type': site.contentType, 'content-length': String(site.body.length) } : headers);
+      res.end(req.method === 'HEAD' ? undefined : body, done);
+    };
+    later(send);
   };
+}
+
+/** Logs a request (a site's, robots.txt, any 404 but /img), its response's end filled in when it has been written. */
+function logged(activity: Activity, path: string, delayMs: number, res: ServerResponse, status: number): void {
+  if (activity.log.length >= MAX_LOG) return;
+  const entry: LogEntry = [path, now(), Math.round(delayMs), null, status];
+  const log = activity.log;
+  activity.log.push(entry);
+  res.once('finish', () => {
+    if (log === activity.log) entry[3] = now();
+  });
 }
 
 function listen(server: Server): Promise<number> {
@@ -210,10 +324,15 @@ async function main(): Promise<void> {
   // Below the size of the 64x64 image, an 8x8 one padded to the size asked for.
   let image = makePng(options.bytes);
   if (image.length > options.bytes) image = makePng(options.bytes, 8, 8);
-  const onRequest = handler(image, options.latencyMs, new Counter());
+  const activity = new Activity();
+  const onRequest = handler(image, options, new Counter(), activity);
   const servers: Server[] = [];
   for (let i = 0; i < options.ports; i++) {
     const server = createServer({ keepAlive: true }, onRequest);
+    server.on('connection', (socket) => {
+      activity.connected();
+      socket.once('close', () => activity.openConnections--);
+    });
     server.keepAliveTimeout = 60_000;
     server.headersTimeout = 65_000;
     server.requestTimeout = 0;

@@ -1,7 +1,7 @@
 /**
  * imgdl's benchmark: imgdl and its peers on a local origin, one table, one JSON, one SVG.
  *
- *   node --import tsx bench/run.ts [--quick] [--only W1,W2] [--tools imgdl,undici-loop,...]
+ *   node --import tsx bench/run.ts [--quick] [--only W1,W2] [--tools imgdl,undici-loop,...] [--pin [--repeat N]]
  *
  * Self-contained and bounded: every tool run has a timeout, the origins and temp dirs are
  * removed at the end, on an error and on Ctrl-C. `bash bench/setup.sh` installs the peers.
@@ -14,15 +14,36 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuBusyShare, machine } from './lib/machine.ts';
 import { cleanUpOnExit, killAll, startService } from './lib/proc.ts';
-import type { BenchReport, ScaleRun, Skipped, ToolRun } from './lib/results.ts';
+import { pinned, pinning, type Pinning } from './lib/pin.ts';
+import {
+  detectPluginTools,
+  PLUGIN_TOOL_NAMES,
+  PLUGIN_WORKLOAD_IDS,
+  pluginProgress,
+  pluginWorkloads,
+  runPlugin,
+  type PluginTool,
+  type PluginWorkload,
+  type PluginWorkloadId,
+} from './lib/plugins.ts';
+import type { BenchReport, PluginRun, ScaleRun, Skipped, ToolRun } from './lib/results.ts';
 import { runScale } from './lib/scale.ts';
 import { budgetVeto, planJobs, type Job } from './lib/schedule.ts';
 import { renderSvg } from './lib/svg.ts';
-import { scaleLines, targetLines, throughputTable } from './lib/table.ts';
+import { pinnedTable, pluginTable, pluginTimelines, scaleLines, targetLines, throughputTable } from './lib/table.ts';
 import { checkTargets } from './lib/targets.ts';
 import { runThroughput } from './lib/throughput.ts';
 import { TOOL_NAMES, TOOLS, workersOf, type RunContext, type Tool, type ToolName } from './lib/tools.ts';
-import { CONCURRENCY, originKey, workloads, writeUrlList, type OriginSpec, type Workload, type WorkloadId } from './lib/workloads.ts';
+import {
+  CONCURRENCY,
+  originArgs,
+  originKey,
+  workloads,
+  writeUrlList,
+  type OriginSpec,
+  type Workload,
+  type WorkloadId,
+} from './lib/workloads.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = dirname(benchDir);
@@ -30,8 +51,11 @@ const resultsDir = join(benchDir, 'results');
 
 interface Options {
   quick: boolean;
-  only: WorkloadId[];
-  tools: ToolName[];
+  only: (WorkloadId | PluginWorkloadId)[];
+  tools: string[];
+  pin: boolean;
+  /** Rounds of the pinned pass; null: the default (quick 3, full 5; W12 at most 2 / 3). */
+  repeat: number | null;
 }
 
 function fail(message: string): never {
@@ -39,13 +63,18 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-const USAGE = `Usage: node --import tsx bench/run.ts [--quick] [--only W1,W2,...] [--tools imgdl,aria2c,...]
+const USAGE = `Usage: node --import tsx bench/run.ts [--quick] [--only W1,W2,...] [--tools imgdl,aria2c,...] [--pin [--repeat N]]
 
   --quick        small counts, done in about a minute (runs beyond the essential ones stop at a time budget)
   --only LIST    workloads: W1 many small, W2 latency (50 ms), W3 large, W4 scale (imgdl only), W5 many hosts,
                  W6 W1 ×10 (imgdl only: does the CPU cost per image grow with the run?),
-                 W7 latency ×512 (W2 at concurrency 512 instead of ${CONCURRENCY})
-  --tools LIST   ${TOOL_NAMES.join(', ')}
+                 W7 latency ×512 (W2 at concurrency 512 instead of ${CONCURRENCY}),
+                 W8 flags plugin (194 countries) against an asyncio script,
+                 W12 flags and gallery plugins on an origin delaying each answer 0.5-5 s, against the concurrency bound
+  --tools LIST   ${[...new Set([...TOOL_NAMES, ...PLUGIN_TOOL_NAMES])].join(', ')}
+  --pin          then run again with the origin on one core and the tool on the other (taskset), in alternating
+                 rounds, and print a second table: median (min-max) of each figure
+  --repeat N     rounds of the pinned pass (default: quick 3, full 5; W12 at most 2 / 3)
 
 Each run gets two rates: images/s over the wall time from spawn to exit (start-up included), and
 in-run img/s over the origin's first image request to its last image response (W2 and W7 are judged on it).
@@ -61,6 +90,8 @@ function readOptions(): Options {
         quick: { type: 'boolean', default: false },
         only: { type: 'string' },
         tools: { type: 'string' },
+        pin: { type: 'boolean', default: false },
+        repeat: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -72,12 +103,22 @@ function readOptions(): Options {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const ids = workloads(false).map((w) => w.id);
+  const ids: string[] = [...workloads(false).map((w) => w.id), ...PLUGIN_WORKLOAD_IDS];
   const only = values.only ? values.only.split(',').map((s) => s.trim().toUpperCase()) : ids;
-  for (const id of only) if (!ids.includes(id as WorkloadId)) fail(`unknown workload ${id} (expected ${ids.join(', ')})`);
-  const tools = values.tools ? values.tools.split(',').map((s) => s.trim()) : TOOL_NAMES;
-  for (const t of tools) if (!TOOL_NAMES.includes(t as ToolName)) fail(`unknown tool ${t} (expected ${TOOL_NAMES.join(', ')})`);
-  return { quick: values.quick ?? false, only: only as WorkloadId[], tools: tools as ToolName[] };
+  for (const id of only) if (!ids.includes(id)) fail(`unknown workload ${id} (expected ${ids.join(', ')})`);
+  const names: string[] = [...new Set([...TOOL_NAMES, ...PLUGIN_TOOL_NAMES])];
+  const tools = values.tools ? values.tools.split(',').map((s) => s.trim()) : names;
+  for (const t of tools) if (!names.includes(t)) fail(`unknown tool ${t} (expected ${names.join(', ')})`);
+  const repeat = values.repeat === undefined ? null : Number(values.repeat);
+  if (repeat !== null && !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 20)) fail(`--repeat: expected 1-20, got ${values.repeat}`);
+  if (repeat !== null && !values.pin) fail('--repeat goes with --pin');
+  return {
+    quick: values.quick ?? false,
+    only: only as (WorkloadId | PluginWorkloadId)[],
+    tools,
+    pin: values.pin ?? false,
+    repeat,
+  };
 }
 
 async function detectTools(names: ToolName[]): Promise<{ available: Tool[]; skipped: Skipped[] }> {
@@ -91,29 +132,13 @@ async function detectTools(names: ToolName[]): Promise<{ available: Tool[]; skip
   return { available, skipped };
 }
 
-/** Starts one origin process per distinct origin spec; returns the ports of each. */
-async function startOrigins(specs: OriginSpec[]): Promise<Map<string, number[]>> {
+/** Starts one origin process per distinct origin spec (on one CPU when `cpu` is given); returns the ports of each. */
+async function startOrigins(specs: OriginSpec[], cpu?: number): Promise<Map<string, number[]>> {
   const unique = new Map(specs.map((spec) => [originKey(spec), spec]));
   const started = await Promise.all(
     [...unique.entries()].map(async ([key, spec]) => {
-      const { firstLine } = await startService(
-        {
-          cmd: process.execPath,
-          args: [
-            '--import',
-            'tsx',
-            join(benchDir, 'origin.ts'),
-            '--bytes',
-            String(spec.bytes),
-            '--latency',
-            String(spec.latencyMs),
-            '--ports',
-            String(spec.ports),
-          ],
-          cwd: repoRoot,
-        },
-        20_000,
-      );
+      const command = { cmd: process.execPath, args: ['--import', 'tsx', join(benchDir, 'origin.ts'), ...originArgs(spec)], cwd: repoRoot };
+      const { firstLine } = await startService(cpu === undefined ? command : pinned(command, cpu), 20_000);
       const { ports } = JSON.parse(firstLine) as { ports: number[] };
       return [key, ports] as const;
     }),
@@ -142,6 +167,7 @@ interface Plan {
   options: Options;
   tmp: string;
   tools: Tool[];
+  pluginTools: PluginTool[];
   origins: Map<string, number[]>;
 }
 
@@ -211,8 +237,9 @@ function skippedScale(job: Job, reason: string): ScaleRun {
   };
 }
 
-async function runThroughputJob(plan: Plan, job: Job, list: string): Promise<ToolRun> {
+async function runThroughputJob(plan: Plan, job: Job, list: string, pin?: { cpu: number; round: number }): Promise<ToolRun> {
   const run = await runThroughput({
+    ...(pin ? { wrap: (command) => pinned(command, pin.cpu) } : {}),
     workload: job.workload.id,
     tool: job.tool,
     urls: job.urls,
@@ -223,8 +250,96 @@ async function runThroughputJob(plan: Plan, job: Job, list: string): Promise<Too
     // At least 300 images/s before a run counts as hung (W6's 200,000 URLs need more than the default).
     timeoutMs: Math.max(plan.options.quick ? 30_000 : 180_000, (job.urls / 300) * 1000),
   });
+  if (pin) run.round = pin.round;
   progress(run, job.workload.origin.latencyMs);
   return run;
+}
+
+/** The plugin tools for one plugin workload, imgdl first. */
+function pluginToolsFor(plan: Plan, workload: PluginWorkload): PluginTool[] {
+  return plan.pluginTools.filter((t) => t.cases.includes(workload.case));
+}
+
+async function runPluginJob(
+  plan: Plan,
+  workload: PluginWorkload,
+  tool: PluginTool,
+  pin?: { cpu: number; round: number },
+): Promise<PluginRun> {
+  const port = plan.origins.get(originKey(workload.origin))?.[0];
+  if (port === undefined) throw new Error(`no origin for ${workload.id}`);
+  const label = `${workload.id}-${workload.case}-${tool.name}`;
+  const run = await runPlugin({
+    workload,
+    tool,
+    ctx: {
+      repoRoot,
+      benchDir,
+      base: `http://127.0.0.1:${port}`,
+      outDir: join(plan.tmp, 'out', label),
+      storageDir: join(plan.tmp, 'state', label),
+      workload,
+    },
+    statsPort: port,
+    scratchDir: plan.tmp,
+    // W12's runs are the origin's delays: ~20 s (flags) and ~60 s (gallery, a chain of 20 pages) at best.
+    timeoutMs: workload.origin.delay ? 180_000 : 60_000,
+    pinned: pin !== undefined,
+    round: pin?.round ?? 0,
+    ...(pin ? { wrap: (command) => pinned(command, pin.cpu) } : {}),
+  });
+  process.stdout.write(`${pluginProgress(run)}\n`);
+  return run;
+}
+
+async function runPluginJobs(plan: Plan, selected: PluginWorkload[]): Promise<PluginRun[]> {
+  const runs: PluginRun[] = [];
+  for (const workload of selected) {
+    for (const tool of pluginToolsFor(plan, workload)) runs.push(await runPluginJob(plan, workload, tool));
+  }
+  return runs;
+}
+
+/**
+ * The --pin pass: new origins on one CPU, each tool on the other, the runs of the unpinned pass again in
+ * alternating rounds (imgdl, its peers, imgdl, ...), workload by workload.
+ */
+async function runPinnedPass(
+  plan: Plan,
+  cpus: Pinning,
+  jobs: Job[],
+  selected: Workload[],
+  selectedPlugins: PluginWorkload[],
+): Promise<{ rounds: number; runs: ToolRun[]; plugins: PluginRun[] }> {
+  const rounds = plan.options.repeat ?? (plan.options.quick ? 3 : 5);
+  const slowRounds = Math.min(rounds, plan.options.repeat ?? (plan.options.quick ? 2 : 3));
+  process.stdout.write(
+    `\npinned pass: origin on CPU ${cpus.originCpu}, tools on CPU ${cpus.toolCpu}; ${rounds} rounds` +
+      `${selectedPlugins.some((w) => w.origin.delay) && slowRounds !== rounds ? ` (W12: ${slowRounds})` : ''}\n`,
+  );
+  const origins = await startOrigins([...selected.map((w) => w.origin), ...selectedPlugins.map((w) => w.origin)], cpus.originCpu);
+  const pinnedPlan: Plan = { ...plan, origins };
+  const lists = await writeLists(pinnedPlan, jobs);
+  const runs: ToolRun[] = [];
+  for (const workload of selected) {
+    const mine = jobs.filter((j) => j.workload.id === workload.id);
+    for (let round = 1; round <= rounds; round++) {
+      for (const job of mine) {
+        const list = lists.get(`${job.workload.id}/${job.urls}`) as string;
+        runs.push(await runThroughputJob(pinnedPlan, job, list, { cpu: cpus.toolCpu, round }));
+      }
+    }
+  }
+  const plugins: PluginRun[] = [];
+  for (const workload of selectedPlugins) {
+    const n = workload.origin.delay ? slowRounds : rounds;
+    for (let round = 1; round <= n; round++) {
+      for (const tool of pluginToolsFor(plan, workload)) {
+        plugins.push(await runPluginJob(pinnedPlan, workload, tool, { cpu: cpus.toolCpu, round }));
+      }
+    }
+  }
+  return { rounds, runs, plugins };
 }
 
 async function runScaleJob(plan: Plan, job: Job, list: string): Promise<ScaleRun> {
@@ -286,6 +401,30 @@ function printReport(report: BenchReport): void {
   const out: string[] = [''];
   if (report.runs.length > 0) out.push(throughputTable(report.runs), tableNotes(report), '');
   if (report.scale) out.push(scaleLines(report.scale), '');
+  const plugins = report.plugins ?? [];
+  if (plugins.length > 0) {
+    out.push(
+      pluginTable(plugins),
+      'wall s: spawn to exit (start-up included); first image s: spawn to the origin\'s first image response written;',
+      'bound s: the best time at 64 in flight given the delays served: a critical-path-first schedule of 64 slots over',
+      'the pages → images chain (≥: max(total delay / 64, longest chain), no client can beat it); vs bound: wall s / bound s;',
+      'max in flight: most requests of any kind at the origin at once; conns: connections it accepted.',
+    );
+    const timelines = pluginTimelines(plugins);
+    if (timelines) out.push('W12 at the origin, second by second:', timelines);
+    out.push('');
+  }
+  if (report.pinned) {
+    const { rounds, runs, plugins: pinnedPlugins, note } = report.pinned;
+    if (note) out.push(`Pinned pass skipped: ${note}`, '');
+    else {
+      out.push(
+        `Pinned (origin and tool on separate CPUs), ${rounds} alternating rounds: median (min-max)`,
+        pinnedTable(runs, pinnedPlugins),
+        '',
+      );
+    }
+  }
   out.push(
     `Targets${report.quick ? ' (quick run: small counts, process start-up inside the wall-clock rates; indicative only)' : ''}:`,
     targetLines(report.targets),
@@ -308,19 +447,35 @@ async function main(): Promise<void> {
     );
   }
   const selected = workloads(options.quick).filter((w) => options.only.includes(w.id));
-  const [{ available, skipped }, origins] = await Promise.all([
-    detectTools(options.tools),
-    startOrigins(selected.map((w) => w.origin)),
+  const selectedPlugins = pluginWorkloads().filter((w) => options.only.includes(w.id));
+  const [{ available, skipped }, plugin, origins] = await Promise.all([
+    detectTools(options.tools as ToolName[]),
+    detectPluginTools(selectedPlugins.length > 0 ? options.tools : []),
+    startOrigins([...selected.map((w) => w.origin), ...selectedPlugins.map((w) => w.origin)]),
   ]);
+  skipped.push(...plugin.skipped);
   for (const s of skipped) process.stdout.write(`skipped ${s.tool}: ${s.reason}\n`);
   if (skipped.length > 0) process.stdout.write('  (bash bench/setup.sh installs every Debian peer)\n');
-  const plan: Plan = { options, tmp, tools: available, origins };
-  process.stdout.write(
-    `imgdl bench${options.quick ? ' --quick' : ''}: ${selected.map(describeWorkload).join(', ')}; ` +
-      `tools: ${available.map((t) => t.name).join(', ')}\n`,
-  );
+  const plan: Plan = { options, tmp, tools: available, pluginTools: plugin.available, origins };
+  const described = [...selected.map(describeWorkload), ...selectedPlugins.map((w) => `${w.id} ${w.title}`)];
+  const toolNames = [...new Set([...(selected.length > 0 ? available : []).map((t) => t.name), ...plugin.available.map((t) => t.name)])];
+  process.stdout.write(`imgdl bench${options.quick ? ' --quick' : ''}: ${described.join(', ')}; tools: ${toolNames.join(', ')}\n`);
 
-  const { runs, scale } = await runJobs(plan, planJobs(selected, available, options.quick), started);
+  const jobs = planJobs(selected, available, options.quick);
+  const { runs, scale } = await runJobs(plan, jobs, started);
+  const plugins = await runPluginJobs(plan, selectedPlugins);
+  let pinnedReport: BenchReport['pinned'];
+  if (options.pin) {
+    const cpus = await pinning();
+    if (typeof cpus === 'string') {
+      process.stdout.write(`--pin: ${cpus}; no pinned pass\n`);
+      pinnedReport = { rounds: 0, runs: [], plugins: [], note: cpus };
+    } else {
+      // the runs the unpinned pass did (not W4's, not those the quick budget skipped)
+      const ran = jobs.filter((j) => j.kind === 'throughput' && runs.some((r) => r.workload === j.workload.id && r.tool === j.tool.name && r.status !== 'skipped'));
+      pinnedReport = await runPinnedPass(plan, cpus, ran, selected.filter((w) => ran.some((j) => j.workload.id === w.id)), selectedPlugins);
+    }
+  }
 
   killAll();
   const report: BenchReport = {
@@ -344,8 +499,10 @@ async function main(): Promise<void> {
     })),
     runs,
     scale,
+    ...(selectedPlugins.length > 0 ? { plugins } : {}),
+    ...(pinnedReport ? { pinned: pinnedReport } : {}),
     skipped,
-    targets: checkTargets(runs, scale),
+    targets: checkTargets(runs, scale, plugins),
     totalSeconds: (performance.now() - started) / 1000,
   };
   await writeResults(report);

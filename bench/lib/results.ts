@@ -1,4 +1,5 @@
 /** What one benchmark run produces, shared by the runner, the table, the targets and the chart. */
+import type { Bound } from './bound.ts';
 import type { ToolName } from './tools.ts';
 import type { WorkloadId } from './workloads.ts';
 
@@ -21,6 +22,8 @@ export interface OriginWindow {
 export interface ToolRun {
   workload: WorkloadId;
   tool: ToolName;
+  /** Round of the --pin pass (1, 2, ...); absent in the unpinned pass. */
+  round?: number;
   status: Status;
   reason?: string;
   /** URLs the tool was given (smaller than the workload when the tool has a cap). */
@@ -67,8 +70,54 @@ export interface ScaleRun {
 }
 
 export interface Skipped {
-  tool: ToolName;
+  tool: ToolName | PluginToolName;
   reason: string;
+}
+
+export type PluginToolName = 'imgdl' | 'flags-aiohttp' | 'gallery-aiohttp';
+export type PluginCase = 'flags' | 'gallery';
+
+/** One plugin run (W8, W12): imgdl's `run <plugin>` or a plain asyncio peer on the same site. */
+export interface PluginRun {
+  workload: 'W8' | 'W12';
+  case: PluginCase;
+  tool: PluginToolName;
+  status: Status;
+  reason?: string;
+  /** Run under taskset (origin on one core, the tool on the other), in the pinned pass. */
+  pinned: boolean;
+  /** Round of the pinned pass (1, 2, ...); 0 in the unpinned pass. */
+  round: number;
+  concurrency: number;
+  /** Images expected, and image files found in the output folder afterwards. */
+  expected: number;
+  files: number;
+  /** Wall time from spawn to exit (start-up included). */
+  seconds: number;
+  /** Spawn to the origin's first image response written in full; null when none was. */
+  firstImageSeconds: number | null;
+  /** The origin's first request to its last response written, seconds. */
+  inRunSeconds: number | null;
+  /** Requests the origin saw for the site (pages, metadata and images, retries included). */
+  requests: number;
+  /** Other requests it saw (e.g. `/robots.txt 404 after 1.23 s`): not in the bound, their time is in the wall time. */
+  otherRequests: string[];
+  /** The most requests (of any kind) in flight in the origin at once. */
+  maxRequestsInFlight: number;
+  /** Connections the origin accepted during the run, and the most open at once. */
+  connections: number;
+  maxOpenConnections: number;
+  /** Per second since the origin's reset: the most requests in flight and connections open in that second. */
+  inFlightPerSecond: number[];
+  openPerSecond: number[];
+  /** The concurrency bound over the delays served (slow origin only). */
+  bound: Bound | null;
+  /** seconds / bound.simulatedSeconds. */
+  vsBound: number | null;
+  peakRssMb: number;
+  cpuSeconds: number | null;
+  exitCode: number | null;
+  reported?: Record<string, unknown>;
 }
 
 export type Verdict = 'PASS' | 'MISS' | 'n/a';
@@ -111,6 +160,10 @@ export interface BenchReport {
   workloads: WorkloadInfo[];
   runs: ToolRun[];
   scale: ScaleRun | null;
+  /** W8 and W12. */
+  plugins?: PluginRun[];
+  /** The --pin pass: origin and tool on separate cores, several alternating rounds (absent without --pin). */
+  pinned?: { rounds: number; runs: ToolRun[]; plugins: PluginRun[]; note?: string };
   skipped: Skipped[];
   targets: TargetCheck[];
   totalSeconds: number;

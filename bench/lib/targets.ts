@@ -1,5 +1,5 @@
 /** The targets imgdl is held to, each checked as PASS, MISS or n/a (with the reason). */
-import type { ScaleRun, TargetCheck, ToolRun, Verdict } from './results.ts';
+import type { PluginCase, PluginRun, ScaleRun, TargetCheck, ToolRun, Verdict } from './results.ts';
 import type { ToolName } from './tools.ts';
 import { CONCURRENCY, HIGH_CONCURRENCY, LATENCY_MS, type WorkloadId } from './workloads.ts';
 
@@ -103,7 +103,57 @@ function cpuGrowth(find: Lookup): TargetCheck {
   };
 }
 
-export function checkTargets(runs: ToolRun[], scale: ScaleRun | null): TargetCheck[] {
+function pluginRun(plugins: PluginRun[], workload: 'W8' | 'W12', kase: PluginCase, tool: string): PluginRun | undefined {
+  return plugins.find((r) => r.workload === workload && r.case === kase && r.tool === tool);
+}
+
+function usablePlugin(run: PluginRun | undefined, who: string): string | null {
+  if (!run) return `${who} not run`;
+  if (run.status !== 'ok') return `${who} ${run.status}`;
+  return null;
+}
+
+/** W8: imgdl's wall time (start-up included) against the asyncio script's on the same 194 flags. */
+function flagsVersusAiohttp(plugins: PluginRun[]): TargetCheck {
+  const target = 'W8 imgdl wall time ≤ 1.0× flags-aiohttp';
+  const own = pluginRun(plugins, 'W8', 'flags', 'imgdl');
+  const peer = pluginRun(plugins, 'W8', 'flags', 'flags-aiohttp');
+  const why = usablePlugin(own, 'imgdl') ?? usablePlugin(peer, 'flags-aiohttp');
+  if (why || !own || !peer) return { target, verdict: 'n/a', detail: why ?? '' };
+  return {
+    target,
+    verdict: verdict(own.seconds <= peer.seconds),
+    detail: `${own.seconds.toFixed(2)} vs ${peer.seconds.toFixed(2)} s (×${(own.seconds / peer.seconds).toFixed(2)})`,
+  };
+}
+
+/** W12: imgdl's wall time against the concurrency bound of the delays the origin served (`bound.ts`). */
+function slowBound(plugins: PluginRun[], kase: PluginCase): TargetCheck {
+  const target = `W12 ${kase} imgdl wall time ≤ 1.3× the concurrency bound`;
+  const own = pluginRun(plugins, 'W12', kase, 'imgdl');
+  const why = usablePlugin(own, 'imgdl');
+  if (why || !own) return { target, verdict: 'n/a', detail: why ?? '' };
+  if (!own.bound || own.vsBound === null) return { target, verdict: 'n/a', detail: 'no bound (origin log unavailable)' };
+  return {
+    target,
+    verdict: verdict(own.vsBound <= 1.3),
+    detail: `${own.seconds.toFixed(2)} vs ${own.bound.simulatedSeconds.toFixed(2)} s (×${own.vsBound.toFixed(2)})`,
+  };
+}
+
+/** W12: spawn to the origin's first image response written. */
+function slowFirstImage(plugins: PluginRun[], kase: PluginCase): TargetCheck {
+  const target = `W12 ${kase} imgdl first image ≤ 6 s`;
+  const own = pluginRun(plugins, 'W12', kase, 'imgdl');
+  const why = usablePlugin(own, 'imgdl');
+  if (why || !own) return { target, verdict: 'n/a', detail: why ?? '' };
+  if (own.firstImageSeconds === null) return { target, verdict: 'n/a', detail: 'not measured' };
+  const best = own.bound?.firstImageSeconds;
+  const floor = best === null || best === undefined ? '' : ` (the origin's delays alone: ${best.toFixed(2)} s)`;
+  return { target, verdict: verdict(own.firstImageSeconds <= 6), detail: `${own.firstImageSeconds.toFixed(2)} s${floor}` };
+}
+
+export function checkTargets(runs: ToolRun[], scale: ScaleRun | null, plugins: PluginRun[] = []): TargetCheck[] {
   const find: Lookup = (workload, tool) => runs.find((r) => r.workload === workload && r.tool === tool);
   return [
     versusPeer(find, 'W1', 'aiohttp-gather', 1, 'imagesPerSec'),
@@ -116,5 +166,10 @@ export function checkTargets(runs: ToolRun[], scale: ScaleRun | null): TargetChe
     scaleBound(scale, 'W4 first image < 2 s', (s) => s.firstImageSeconds, 2, 's'),
     scaleBound(scale, 'W4 peak RSS < 500 MB', (s) => s.peakRssMb, 500, 'MB'),
     scaleBound(scale, 'W4 resume open < 5 s', (s) => s.resumeOpenSeconds, 5, 's'),
+    flagsVersusAiohttp(plugins),
+    slowBound(plugins, 'flags'),
+    slowFirstImage(plugins, 'flags'),
+    slowBound(plugins, 'gallery'),
+    slowFirstImage(plugins, 'gallery'),
   ];
 }

@@ -1,7 +1,7 @@
 /** One tool on one throughput workload: run it, count what it saved, judge it. */
 import { mkdir, rm } from 'node:fs/promises';
 import { tally } from './files.ts';
-import { runMeasured, type RunResult } from './proc.ts';
+import { runMeasured, type Command, type RunResult } from './proc.ts';
 import { MB, type OriginWindow, type Status, type ToolRun } from './results.ts';
 import { workersOf, type RunContext, type Tool } from './tools.ts';
 import type { WorkloadId } from './workloads.ts';
@@ -11,7 +11,7 @@ const MIN_SHARE = 0.99;
 const STATS_TIMEOUT_MS = 10_000;
 
 /** `GET /__stats[query]` on the origin's `port`. */
-async function originStats(port: number, query: string): Promise<Record<string, unknown>> {
+export async function originStats(port: number, query: string): Promise<Record<string, unknown>> {
   const response = await fetch(`http://127.0.0.1:${port}/__stats${query}`, { signal: AbortSignal.timeout(STATS_TIMEOUT_MS) });
   if (!response.ok) throw new Error(`origin /__stats: HTTP ${response.status}`);
   return (await response.json()) as Record<string, unknown>;
@@ -22,7 +22,7 @@ function numberOrNull(value: unknown): number | null {
 }
 
 /** Zeroes the origin's counts just before a run; false when the origin did not answer. */
-async function resetOrigin(port: number): Promise<boolean> {
+export async function resetOrigin(port: number): Promise<boolean> {
   try {
     await originStats(port, '?reset=1');
     return true;
@@ -105,6 +105,8 @@ export interface ThroughputJob {
   timeoutMs: number;
   /** A port of this workload's origin, for its `/__stats` (reset before the run, read after). */
   statsPort: number | null;
+  /** Wraps the tool's command (the pinned pass runs it under `taskset`). */
+  wrap?: (command: Command) => Command;
 }
 
 export async function runThroughput(job: ThroughputJob): Promise<ToolRun> {
@@ -115,7 +117,8 @@ export async function runThroughput(job: ThroughputJob): Promise<ToolRun> {
   await mkdir(ctx.storageDir, { recursive: true });
 
   const counted = job.statsPort !== null && (await resetOrigin(job.statsPort));
-  const result = await runMeasured(job.tool.command(ctx), job.timeoutMs, ctx.scratchDir);
+  const command = job.tool.command(ctx);
+  const result = await runMeasured(job.wrap ? job.wrap(command) : command, job.timeoutMs, ctx.scratchDir);
   const origin = counted && job.statsPort !== null ? await readOrigin(job.statsPort) : null;
   const saved = await tally(ctx.outDir);
   const inRun = inRunRate(saved.images, origin);

@@ -6,7 +6,7 @@ import { delimiter, join } from 'node:path';
 import type { Command } from './proc.ts';
 import type { WorkloadId } from './workloads.ts';
 
-const PYTHON = '/usr/bin/python3';
+export const PYTHON = '/usr/bin/python3';
 /** requests-threads' pool size (seed 004's), whatever the workload's concurrency. */
 const THREADS = 20;
 
@@ -63,7 +63,7 @@ async function executable(path: string): Promise<boolean> {
   }
 }
 
-async function onPath(binary: string): Promise<boolean> {
+export async function onPath(binary: string): Promise<boolean> {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir && (await executable(join(dir, binary)))) return true;
   }
@@ -89,7 +89,7 @@ function nodeTs(ctx: RunContext, script: string, args: string[]): Command {
   return { cmd: process.execPath, args: ['--import', 'tsx', script, ...args], cwd: ctx.repoRoot };
 }
 
-function pythonModuleMissing(module: string, pkg: string) {
+export function pythonModuleMissing(module: string, pkg: string) {
   return async (): Promise<string | null> => {
     if (!(await executable(PYTHON))) return `${PYTHON} not found (apt-get install python3)`;
     return (await pythonHas(module)) ? null : `python module ${module} not installed (apt-get install ${pkg})`;

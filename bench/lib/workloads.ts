@@ -18,6 +18,8 @@ export interface OriginSpec {
   bytes: number;
   latencyMs: number;
   ports: number;
+  /** A uniformly random delay per answer (seeded by path), ms: the plugin workloads' slow origin (W12). */
+  delay?: { minMs: number; maxMs: number; seed: number };
 }
 
 export interface Workload {
@@ -77,7 +79,15 @@ export function workloads(quick: boolean): Workload[] {
 
 /** Same bytes, latency and port count: one origin process can serve both workloads. */
 export function originKey(spec: OriginSpec): string {
-  return `${spec.bytes}/${spec.latencyMs}/${spec.ports}`;
+  const delay = spec.delay ? `/delay ${spec.delay.minMs}-${spec.delay.maxMs} seed ${spec.delay.seed}` : '';
+  return `${spec.bytes}/${spec.latencyMs}/${spec.ports}${delay}`;
+}
+
+/** The origin's command-line arguments for a spec. */
+export function originArgs(spec: OriginSpec): string[] {
+  const args = ['--bytes', String(spec.bytes), '--latency', String(spec.latencyMs), '--ports', String(spec.ports)];
+  if (spec.delay) args.push('--delay', `${spec.delay.minMs}-${spec.delay.maxMs}`, '--seed', String(spec.delay.seed));
+  return args;
 }
 
 /** Writes `count` unique URLs, spread round-robin over `ports`, one per line. */
