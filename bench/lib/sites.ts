@@ -11,7 +11,7 @@
  * Also: the seeded per-path delay of a slow origin, and each request's place in the dependency graph (which request
  * a client must have answered before it can know this one), for the concurrency bound (`bound.ts`).
  */
-import { crc32 } from 'node:zlib';
+import { gif } from '../../test/helpers/images.ts';
 import { makePng } from './png.ts';
 
 /** 193 UN members and the Holy See: the 194 codes of the original example's country list. */
@@ -53,55 +53,9 @@ export function delayFor(path: string, seed: number, minMs: number, maxMs: numbe
   return minMs + (hash(path, seed) / 0x1_0000_0000) * (maxMs - minMs);
 }
 
-/** GIF data sub-blocks (at most 255 bytes each) and the empty block that ends them. */
-function subBlocks(data: Buffer): Buffer {
-  const out: Buffer[] = [];
-  for (let i = 0; i < data.length; i += 255) {
-    const part = data.subarray(i, i + 255);
-    out.push(Buffer.from([part.length]), part);
-  }
-  out.push(Buffer.from([0]));
-  return Buffer.concat(out);
-}
-
-/**
- * A valid GIF89a of three horizontal stripes in colours derived from `seed`. LZW with 2-bit pixels: a CLEAR code
- * before every second pixel keeps the code width at 3 bits (simple, and about as big as a real small flag).
- */
+/** A flag: a valid GIF (the tests' encoder, whose bytes follow `seed`), about as big as a real small flag. */
 export function flagGif(seed: string, width = 160, height = 100): Buffer {
-  const header = Buffer.alloc(13);
-  header.write('GIF89a', 0, 'latin1');
-  header.writeUInt16LE(width, 6);
-  header.writeUInt16LE(height, 8);
-  header[10] = 0x81; // global colour table of 4 entries
-  const c = crc32(Buffer.from(seed)) >>> 0;
-  const palette = Buffer.from([c & 0xff, (c >>> 8) & 0xff, (c >>> 16) & 0xff, 0xff, 0xff, 0xff, (c >>> 24) & 0xff, 0x40, 0x80, 0, 0, 0]);
-  const descriptor = Buffer.alloc(10);
-  descriptor[0] = 0x2c;
-  descriptor.writeUInt16LE(width, 5);
-  descriptor.writeUInt16LE(height, 7);
-  const CLEAR = 4;
-  const EOI = 5;
-  const bytes: number[] = [];
-  let acc = 0;
-  let bits = 0;
-  const emit = (code: number): void => {
-    acc |= code << bits;
-    bits += 3;
-    while (bits >= 8) {
-      bytes.push(acc & 0xff);
-      acc >>>= 8;
-      bits -= 8;
-    }
-  };
-  for (let i = 0; i < width * height; i++) {
-    if (i % 2 === 0) emit(CLEAR);
-    emit(Math.min(2, Math.floor((Math.floor(i / width) * 3) / height)));
-  }
-  emit(EOI);
-  if (bits > 0) bytes.push(acc & 0xff);
-  const image = [descriptor, Buffer.from([2]), subBlocks(Buffer.from(bytes))];
-  return Buffer.concat([header, palette, ...image, Buffer.from([0x3b])]);
+  return gif(width, height, { seed });
 }
 
 export function countryName(cc: string): string {
