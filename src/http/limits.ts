@@ -22,9 +22,16 @@ export interface HostLimit {
 const PROBE_MS = 10_000;
 const MAX_PROBE_MS = 160_000;
 
+/** An acquire() waiting for a slot: `go` grants it; `fail` rejects it when its signal aborts. */
+interface Waiter {
+  go: () => void;
+  fail: (reason: unknown) => void;
+  signal: AbortSignal | undefined;
+}
+
 interface Slot {
   active: number;
-  waiters: Array<() => void>;
+  waiters: Waiter[];
   pausedUntil: number;
   timer?: NodeJS.Timeout;
   timerAt: number;
@@ -86,21 +93,29 @@ export class KeyedLimiter {
       return slot.epoch;
     }
     await new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        const i = slot.waiters.indexOf(go);
-        if (i >= 0) slot.waiters.splice(i, 1);
-        reject(signal!.reason);
-      };
-      const go = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      slot.waiters.push(go);
+      if (signal?.aborted) return reject(signal.reason);
+      // One abort listener per signal for all its waiters, not one each: a run keeps thousands of images waiting for
+      // their hosts, and adding and removing a listener on a busy AbortSignal costs ~50 µs (its list is searched).
+      if (signal && !this.watched.has(signal)) {
+        this.watched.add(signal);
+        signal.addEventListener('abort', () => this.abortWaiters(signal), { once: true });
+      }
+      slot.waiters.push({ go: resolve, fail: reject, signal });
       this.drain(key);
     });
     return slot.epoch;
+  }
+
+  private readonly watched = new WeakSet<AbortSignal>();
+
+  /** Rejects every waiter of `signal`, with its reason. */
+  private abortWaiters(signal: AbortSignal): void {
+    for (const [key, slot] of this.slots) {
+      const waiting = slot.waiters;
+      slot.waiters = waiting.filter((w) => w.signal !== signal);
+      for (const w of waiting) if (w.signal === signal) w.fail(signal.reason);
+      this.drain(key);
+    }
   }
 
   /** Gives back a slot taken with ticket `ticket`, saying how the attempt ended (which adapts the host's limit). */
@@ -208,7 +223,7 @@ export class KeyedLimiter {
         break;
       }
       this.grant(slot, now);
-      slot.waiters.shift()!();
+      slot.waiters.shift()!.go();
     }
     // A host's slot is kept while it holds anything learnt (a lowered limit, backoffs for the summary, a rate's
     // next time); an idle host that taught nothing is forgotten, so a run over a million hosts stays small.
