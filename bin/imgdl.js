@@ -52,6 +52,18 @@ function whyNotPrebuilt() {
   return null;
 }
 
+// Node 22.1+ can keep V8's compiled code of the modules it loads (Crawlee's graph is most of a run's start-up): about
+// 0.2 s of 1.1 s for `imgdl get` of one URL on Node 22 here. The cache lives in the OS temporary folder; Node 20
+// and the other runtimes have none, and skip this. A process-wide setting, so it is made here, at the CLI's edge.
+if (!Bun && !Deno) {
+  const { enableCompileCache } = /** @type {{ enableCompileCache?: () => unknown }} */ (await import('node:module'));
+  try {
+    enableCompileCache?.();
+  } catch {
+    // A cache that cannot be written costs nothing but the speed-up.
+  }
+}
+
 const why = whyNotPrebuilt();
 if (process.env.IMGDL_DEBUG === '1') console.error(why ? `imgdl: running the sources: ${why}` : 'imgdl: running dist/');
 let main;
