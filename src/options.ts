@@ -1,6 +1,7 @@
 import bytes from 'bytes';
 import { UsageError } from './errors.ts';
 import { DEFAULTS, type EngineOptions } from './core/types.ts';
+import { loadCookieJar, requestHeaders } from './http/headers.ts';
 
 /**
  * Options a user sets (CLI flags or library calls); times in seconds, sizes in bytes or with units ("20MB").
@@ -52,6 +53,24 @@ export interface DownloadOptions {
    * passes it (`"noai,noimageai"`). An empty list saves every image. @default ["noai", "noimageai", "none"]
    */
   optOutDirectives?: readonly string[] | string;
+  /**
+   * Headers sent with every request: an object, or `Name: value` lines as the CLI passes -H. Sent to the origin each
+   * download starts at, not after a redirect to another origin (unless `locationTrusted`). Headers imgdl sets or
+   * that would break it (Host, Content-Length, Connection, Transfer-Encoding, Accept-Encoding, Range, Cookie,
+   * Authorization…) are refused; a User-Agent here is `userAgent` (which wins when both are given).
+   * @example { Referer: 'https://example.com/', 'X-Requested-With': 'XMLHttpRequest' }
+   */
+  headers?: Readonly<Record<string, string>> | readonly string[] | string;
+  /** The Referer header, sent like `headers` (and instead of a Referer among them). */
+  referer?: string;
+  /** Send `headers` and `referer` after a redirect to another origin too (curl's --location-trusted); credentials never. @default false */
+  locationTrusted?: boolean;
+  /**
+   * A Netscape cookies.txt file (as curl, yt-dlp and gallery-dl read, and browser extensions export): each request
+   * and redirect gets the cookies whose domain, path and secure flag match it. Set-Cookie answers join them for the
+   * rest of the run, in memory only (the file is never written).
+   */
+  cookies?: string;
 }
 
 /** An integer option ≥ `min` (a string of digits is accepted, as the CLI passes it); a UsageError naming it otherwise. */
@@ -102,7 +121,7 @@ function size(name: string, value: unknown): number {
   return parsed;
 }
 
-const KNOWN = new Set(['concurrency', 'perHost', 'rate', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork', 'ignoreOptOut', 'optOutDirectives']);
+const KNOWN = new Set(['concurrency', 'perHost', 'rate', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork', 'ignoreOptOut', 'optOutDirectives', 'headers', 'referer', 'locationTrusted', 'cookies']);
 
 /** Validates user options up front (before any network work) and fills in defaults. */
 export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
@@ -133,6 +152,21 @@ export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
   }
   if (given('ignoreOptOut')) o.ignoreOptOut = flag('ignoreOptOut', options.ignoreOptOut);
   if (given('optOutDirectives')) o.optOutDirectives = directives('optOutDirectives', options.optOutDirectives);
+  if (given('headers') || given('referer')) {
+    const headers = given('headers') ? requestHeaders('headers', options.headers) : {};
+    if (given('referer')) {
+      if (typeof options.referer !== 'string' || !URL.canParse(options.referer)) throw new UsageError(`Expected \`referer\` to be an absolute URL, got ${JSON.stringify(options.referer)}`);
+      headers['referer'] = requestHeaders('referer', { Referer: options.referer })['referer']!;
+    }
+    const { 'user-agent': userAgent, ...rest } = headers;
+    if (userAgent !== undefined && !given('userAgent') && userAgent !== '') o.userAgent = userAgent;
+    o.headers = rest;
+  }
+  if (given('locationTrusted')) o.locationTrusted = flag('locationTrusted', options.locationTrusted);
+  if (given('cookies')) {
+    if (typeof options.cookies !== 'string' || options.cookies === '') throw new UsageError(`Expected \`cookies\` to be the path of a cookies.txt file, got ${JSON.stringify(options.cookies)}`);
+    o.cookieJar = loadCookieJar(options.cookies);
+  }
   // A stall can never be allowed longer than the whole attempt.
   o.stallTimeoutMs = Math.min(o.stallTimeoutMs, o.timeoutMs);
   return o;

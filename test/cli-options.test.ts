@@ -90,7 +90,7 @@ test('the parseArgs options of each command: every flag and alias of before, and
   const shared = {
     out: { type: 'string', short: 'o' }, concurrency: { type: 'string', short: 'c' }, 'per-host': s, rate: s, retries: s, 'retry-delay': s,
     timeout: s, 'stall-timeout': s, 'connect-timeout': s, 'max-bytes': s, 'max-redirects': s, 'max-retry-after': s,
-    'user-agent': s, 'block-private': b, 'ignore-opt-out': b, 'opt-out-directives': s, run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
+    'user-agent': s, header: { type: 'string', short: 'H', multiple: true }, referer: s, 'location-trusted': b, cookies: s, 'block-private': b, 'ignore-opt-out': b, 'opt-out-directives': s, run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
     quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' },
   };
   assert.deepEqual(parseArgsOptions('get'), shared);
@@ -104,6 +104,8 @@ test('the flags given become library options by name, as the strings typed; CLI-
   const { perHost, maxBytes, blockPrivateNetwork } = libraryOptions('get', values);
   const o = resolveOptions({ perHost, maxBytes, blockPrivateNetwork });
   assert.deepEqual([o.perHost, o.maxBytes, o.blockPrivateNetwork], [3, 20 * 1024 * 1024, true], 'the library validates and converts the strings');
+  assert.deepEqual(libraryOptions('get', { header: ['X-A: 1', 'X-B: 2'], referer: 'https://r.example/' }), { headers: ['X-A: 1', 'X-B: 2'], referer: 'https://r.example/' }, '-H is repeatable');
+  assert.deepEqual(resolveOptions({ headers: ['X-A: 1', 'User-Agent: ua'], referer: 'https://r.example/' }).headers, { 'x-a': '1', referer: 'https://r.example/' });
 });
 
 test('imgdl get --help and imgdl run gallery --help list every option of their command', async () => {

@@ -1,6 +1,6 @@
 // Helpers shared by the CLI commands.
 import { httpClientKind, type HttpClientKind } from '../http/client.ts';
-import { redact } from '../http/credentials.ts';
+import { redactArgs } from '../http/credentials.ts';
 import type { Summary } from '../core/engine.ts';
 
 /**
@@ -70,7 +70,7 @@ export function exitStatus(summary: Summary, resume: string): number {
 
 /** `imgdl ARGS…` as a shell command to show, with every URL's password as `***` (imgdl never shows or keeps one). */
 export function commandLine(argv: string[]): string {
-  return `imgdl ${argv.map((arg) => shellQuote(redact(arg))).join(' ')}`;
+  return `imgdl ${redactArgs(argv).map(shellQuote).join(' ')}`;
 }
 
 export function shellQuote(arg: string): string {

@@ -23,6 +23,8 @@ export interface CliOption {
   short?: string;
   /** As parseArgs reads it: a string value, or a boolean switch. */
   type: 'string' | 'boolean';
+  /** Repeatable: every value given is kept, in order (a string option only). */
+  multiple?: boolean;
   /** The placeholder of its value in the help (`N`, `DIR`); string options only. */
   arg?: string;
   /** The option of get() / runPlugin() it sets; none for what only the CLI does (--json, --quiet, --help). */
@@ -65,6 +67,16 @@ export const CLI_OPTIONS = [
   { flag: 'max-retry-after', type: 'string', arg: 'S', key: 'maxRetryAfter', commands: ['get', 'run'], help: `longest Retry-After waited for (default ${seconds(DEFAULTS.maxRetryAfterMs)})` },
   { flag: 'user-agent', type: 'string', arg: 'UA', key: 'userAgent', commands: ['get', 'run'], help: 'User-Agent header' },
   {
+    flag: 'header', short: 'H', type: 'string', multiple: true, arg: "'NAME: VALUE'", key: 'headers', commands: ['get', 'run'],
+    help: 'a header for every request, repeatable; not sent after a redirect to another origin (Host, Cookie, Authorization… refused)',
+  },
+  { flag: 'referer', type: 'string', arg: 'URL', key: 'referer', commands: ['get', 'run'], help: 'Referer header, sent like -H' },
+  { flag: 'location-trusted', type: 'boolean', key: 'locationTrusted', commands: ['get', 'run'], help: 'send -H and --referer after a redirect to another origin too (never credentials)' },
+  {
+    flag: 'cookies', type: 'string', arg: 'FILE', key: 'cookies', commands: ['get', 'run'],
+    help: 'cookies.txt (Netscape format, as curl and yt-dlp read): each request and redirect gets those matching its host',
+  },
+  {
     flag: 'block-private', type: 'boolean', key: 'blockPrivateNetwork', commands: ['get', 'run'],
     help: 'refuse hosts that are or resolve to loopback, private or other non-public addresses',
   },
@@ -98,7 +110,7 @@ type Entry = (typeof CLI_OPTIONS)[number];
  * a switch. Passing it to get() or runPlugin() type-checks that the library takes a string for each of them.
  */
 export type LibraryValues<C extends Command> = {
-  [E in Entry as E extends { key: string } ? (C extends E['commands'][number] ? E['key'] : never) : never]?: E['type'] extends 'boolean' ? boolean : string;
+  [E in Entry as E extends { key: string } ? (C extends E['commands'][number] ? E['key'] : never) : never]?: E['type'] extends 'boolean' ? boolean : E extends { multiple: true } ? string[] : string;
 };
 
 /** The options `command` takes, in help order. */
@@ -112,7 +124,9 @@ export const CLI_FLAGS: readonly string[] = CLI_OPTIONS.map((o) => o.flag);
 /** The parseArgs `options` of `command`. */
 export function parseArgsOptions(command: Command): NonNullable<ParseArgsConfig['options']> {
   const options: NonNullable<ParseArgsConfig['options']> = {};
-  for (const o of optionsOf(command)) options[o.flag] = o.short === undefined ? { type: o.type } : { type: o.type, short: o.short };
+  for (const o of optionsOf(command)) {
+    options[o.flag] = { type: o.type, ...(o.short === undefined ? {} : { short: o.short }), ...(o.multiple ? { multiple: true } : {}) };
+  }
   return options;
 }
 
@@ -131,10 +145,11 @@ export function commandHelp(command: Command, context: Omit<HelpContext, 'comman
  * left out (the library's defaults apply), and so are those only the CLI reads (--json, --quiet, --help).
  */
 export function libraryOptions<C extends Command>(command: C, values: Readonly<Record<string, unknown>>): LibraryValues<C> {
-  const options: Record<string, string | boolean> = {};
+  const options: Record<string, string | boolean | string[]> = {};
   for (const o of optionsOf(command)) {
     const value = values[o.flag];
     if (o.key !== undefined && (typeof value === 'string' || typeof value === 'boolean')) options[o.key] = value;
+    if (o.key !== undefined && o.multiple && Array.isArray(value)) options[o.key] = value.map(String);
   }
   // Built from the same table as LibraryValues: each key is an entry's `key`, each value of the entry's type.
   return options as LibraryValues<C>;

@@ -10,6 +10,7 @@ import { checkLiteralHost } from '../http/address.ts';
 import { header, type HttpClient, type HttpResponse } from '../http/client.ts';
 import { redact, Secrets } from '../http/credentials.ts';
 import type { KeyedLimiter, Outcome } from '../http/limits.ts';
+import type { CookieJar } from 'tough-cookie';
 import { normalizeUrl } from './urls.ts';
 import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
 import { incompleteReason, Tail } from './complete.ts';
@@ -49,6 +50,18 @@ export interface DownloadSettings {
   ignoreOptOut: boolean;
   /** X-Robots-Tag directives (lower case) that keep an image from being saved (`opted_out`). */
   optOutDirectives: readonly string[];
+  /**
+   * Headers sent with every request (names in lower case: -H, --referer), to the origin a download starts at only:
+   * not after a redirect to another origin, unless `locationTrusted`.
+   */
+  headers: Readonly<Record<string, string>>;
+  /** Send `headers` (and a plugin's) after a redirect to another origin too (curl's --location-trusted); never credentials. */
+  locationTrusted: boolean;
+  /**
+   * Cookies (--cookies): each hop gets those whose domain, path and secure flag match its URL; Set-Cookie answers go
+   * into it for the rest of the run (in memory only: the file is never written).
+   */
+  cookieJar?: CookieJar;
 }
 
 /** What fetching needs: settings, a connection pool, per-host limits and a stop signal. */
@@ -72,6 +85,11 @@ export interface FetchContext {
   authorization?: string;
   /** The run's passwords (in memory only), for stored URLs that carry `user:***@`; none when unset. */
   secrets?: Secrets;
+  /**
+   * Headers of this image or page (a plugin's ImageRequest / PageRequest `headers`, names in lower case), on top of
+   * the run's: sent under the same rule as those. Set per image or page.
+   */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** What saving into a run's folder needs on top of fetching. */
@@ -169,7 +187,7 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
   const tmpPath = path.join(ctx.tmpDir, `${item.id}-${process.pid}.part`);
   try {
     const url = normalizeUrl(item.url);
-    const { url: sent, ctx: itemCtx } = withCredentials(url, ctx);
+    const { url: sent, ctx: itemCtx } = withCredentials(url, item.headers ? { ...ctx, headers: JSON.parse(item.headers) as Record<string, string> } : ctx);
     const fetched = await fetchImage(sent, itemCtx, tmpPath);
     return await save(item, sent, fetched, tmpPath, ctx);
   } catch (error) {
@@ -415,8 +433,15 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
   for (let hop = 0; ; hop++) {
     if (ctx.settings.blockPrivateNetwork) checkLiteralHost(url);
     const headers: Record<string, string> = { 'user-agent': ctx.settings.userAgent, accept };
+    // The same rule for the headers given (-H, --referer, a plugin's), unless the user trusts every host redirected to.
+    if (url.origin === origin || ctx.settings.locationTrusted) Object.assign(headers, ctx.settings.headers, ctx.headers);
     if (ctx.authorization !== undefined && url.origin === origin) headers['authorization'] = ctx.authorization;
+    // Cookies go hop by hop to the hosts they match, whatever the origin the download started at.
+    const jar = ctx.settings.cookieJar;
+    const cookie = jar?.getCookieStringSync(url.href);
+    if (cookie) headers['cookie'] = cookie;
     const res = await ctx.http.get(url, { signal, headers });
+    if (jar) storeCookies(jar, url, res.headers['set-cookie']);
     if (res.status >= 300 && res.status < 400 && res.status !== 304) {
       const location = header(res.headers, 'location');
       await res.dump();
@@ -450,6 +475,12 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
     }
     return { res, finalUrl: url };
   }
+}
+
+/** A response's Set-Cookie headers, into the run's jar (those it refuses, e.g. for another domain, are dropped). */
+function storeCookies(jar: CookieJar, url: URL, setCookie: string | string[] | undefined): void {
+  if (setCookie === undefined) return;
+  for (const line of Array.isArray(setCookie) ? setCookie : [setCookie]) jar.setCookieSync(line, url.href, { ignoreError: true });
 }
 
 function withoutUserinfo(url: URL): URL {

@@ -49,7 +49,9 @@ export class Ingest {
         // Stored and deduped with the password as `***`; the password itself stays in memory (secrets).
         if (parsed.password !== '') credentialed = true;
         const url = this.secrets.add(parsed);
-        return { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
+        const row: NewItem = { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
+        if (input.headers !== undefined && Object.keys(input.headers).length > 0) row.headers = JSON.stringify(input.headers);
+        return row;
       } catch (error) {
         const e = toDownloadError(error);
         return { url: redact(String(input.url)), failure: { code: e.code, message: e.message } };

@@ -7,7 +7,7 @@ import type { Ingest } from './ingest.ts';
 import type { Tally } from './tally.ts';
 import { RobotsRules, userAgentToken } from './robots.ts';
 import { normalizeUrl } from './urls.ts';
-import { DEPTH_KEY, type LabelHandler, type PageContext, type PageInput, type PageRequest } from './types.ts';
+import { DEPTH_KEY, HEADERS_KEY, type LabelHandler, type PageContext, type PageInput, type PageRequest } from './types.ts';
 
 /**
  * The page lane of a plugin run: queues pages within --max-pages and --max-depth, fetches each with the run's HTTP
@@ -48,7 +48,7 @@ export class PageLane {
     }
     const schemas = requests.map((r) => {
       const url = this.keep(r.url);
-      return { url, uniqueKey: r.uniqueKey ?? `${r.label}:${url}`, method: 'GET' as const, userData: { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth } };
+      return { url, uniqueKey: r.uniqueKey ?? `${r.label}:${url}`, method: 'GET' as const, userData: { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth, ...(r.headers ? { [HEADERS_KEY]: r.headers } : {}) } };
     });
     if (maxPages === undefined) {
       this.queue.addNow(schemas);
@@ -68,9 +68,9 @@ export class PageLane {
   }
 
   /** Fetches a page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
-  async fetchPage(url: string): Promise<Page> {
+  async fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page> {
     // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
-    const { url: sent, ctx } = withCredentials(normalizeUrl(url), this.fetch);
+    const { url: sent, ctx } = withCredentials(normalizeUrl(url), headers ? { ...this.fetch, headers } : this.fetch);
     // Before the page takes a slot: a disallowed page is never requested (robots_disallowed, not retried).
     await this.robots?.check(sent);
     return this.slots(() => fetchPage(sent.href, ctx));
@@ -106,7 +106,7 @@ export class PageLane {
   private context(request: PageRequest): PageContext {
     return {
       signal: this.fetch.signal,
-      fetchPage: (url) => this.fetchPage(url),
+      fetchPage: (url, headers) => this.fetchPage(url, headers),
       enqueue: (pages) => this.add(pages, request.depth + 1),
       addItems: (images) => this.ingest.add(images, undefined, true),
       failImage: (url, code, message) => this.ingest.fail(url, code, message),

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import sanitize from 'sanitize-filename';
-import { redact } from '../http/credentials.ts';
+import { redactArgs } from '../http/credentials.ts';
 
 /**
  * Where run state lives: the `storage` option, else ./storage. No environment variable is read here: the CLI
@@ -60,7 +60,7 @@ export function markRunStarted(dir: string, run: { name: string; kind: string; c
   const before = readRunInfo(dir);
   const now = new Date().toISOString();
   // Never a password on disk: a URL in the command keeps its user name, its password becomes `***`.
-  const command = run.command.map(redact);
+  const command = redactArgs(run.command);
   writeRunInfo(dir, { ...run, command, cwd: process.cwd(), createdAt: before?.createdAt ?? now, updatedAt: now, finished: false });
   return before;
 }

@@ -34,6 +34,8 @@ export const DEFAULTS: EngineOptions = {
   blockPrivateNetwork: false,
   ignoreOptOut: false,
   optOutDirectives: OPT_OUT_DIRECTIVES,
+  headers: {},
+  locationTrusted: false,
   ignoreRobots: false,
 };
 
@@ -51,6 +53,8 @@ export interface ItemInput {
   name?: string;
   /** Metadata stored with the image's record. */
   metadata?: unknown;
+  /** Headers to fetch it with (names in lower case, checked), on top of the run's. */
+  headers?: Record<string, string>;
 }
 
 /** A page to visit. */
@@ -59,6 +63,8 @@ export interface PageInput {
   label: string;
   userData?: Record<string, unknown>;
   uniqueKey?: string;
+  /** Headers to fetch it with (names in lower case, checked), on top of the run's; kept in its userData (HEADERS_KEY). */
+  headers?: Record<string, string>;
 }
 
 export interface Summary {
@@ -159,6 +165,8 @@ export interface RunHandle {
 
 /** The userData key holding a page's depth: 0 for a start page, one more for each link followed from there. */
 export const DEPTH_KEY = '__depth';
+/** The userData key holding a page's own headers (a plugin's PageRequest `headers`). */
+export const HEADERS_KEY = '__headers';
 
 /** A queued page as its handler gets it. */
 export interface PageRequest {
@@ -176,7 +184,7 @@ export interface PageContext {
   /** Aborted when the run stops. */
   readonly signal: AbortSignal;
   /** Fetches the page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
-  fetchPage(url: string): Promise<Page>;
+  fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page>;
   /** Queues pages found on this page (one level deeper), within --max-pages and --max-depth. */
   enqueue(pages: PageInput[]): void;
   /** Adds images found on this page. */

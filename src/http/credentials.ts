@@ -11,6 +11,25 @@ const AUTHORITY = /\b(https?:[/\\]*|[a-z][a-z0-9+.-]*:\/\/)([^\s/\\?#]*)/gi;
  * `http://alice:***@host/`); the user name is kept, and nothing else changes (the text is not normalised as a
  * URL would be, so an argv stays as it was typed). For URLs, command lines and messages alike.
  */
+/**
+ * A command's arguments as they may be shown or kept: URL passwords as `***` (see redact) and the value of every
+ * header given with -H / --header as `***` (an API key or token in a header is as secret as a password).
+ */
+export function redactArgs(argv: readonly string[]): string[] {
+  return argv.map((arg, i) => {
+    const previous = argv[i - 1];
+    if (previous === '-H' || previous === '--header') return redactHeader(arg);
+    const inline = /^(--header=|-H)(.+)$/.exec(arg);
+    if (inline && arg !== '-H') return inline[1] + redactHeader(inline[2]!);
+    return redact(arg);
+  });
+}
+
+function redactHeader(header: string): string {
+  const colon = header.indexOf(':');
+  return colon < 0 ? header : `${header.slice(0, colon)}: ${REDACTED}`;
+}
+
 export function redact(text: string): string {
   if (!text.includes('@')) return text;
   return text.replace(AUTHORITY, (whole, scheme: string, authority: string) => {

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { CheerioAPI } from 'cheerio';
 import { DownloadError } from '../errors.ts';
-import { DEPTH_KEY, type ItemInput, type LabelHandler } from '../core/types.ts';
+import { DEPTH_KEY, HEADERS_KEY, type ItemInput, type LabelHandler } from '../core/types.ts';
+import { requestHeaders } from '../http/headers.ts';
 import { resolveUrl } from '../core/urls.ts';
 import type { AnyPlugin, HandlerContext, Page, PluginLog } from './types.ts';
 
@@ -12,6 +13,8 @@ export interface QueuedPage {
   url: string;
   label: string;
   userData: Record<string, unknown>;
+  /** Its own headers (checked, names in lower case). */
+  headers?: Record<string, string>;
 }
 
 /** What a handler's result turned into: work for the core, and what was wrong with it. */
@@ -39,7 +42,7 @@ export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknow
   for (const label of labels) {
     const handler = plugin.handlers[label]!;
     handlers[label] = async (request, run) => {
-      const page = await run.fetchPage(request.url);
+      const page = await run.fetchPage(request.url, request.userData[HEADERS_KEY] as Record<string, string> | undefined);
       const ctx = await context(request, page, options, log, run.signal);
       const result = await handler(ctx);
       const problems: Problems = { count: 0, shown: [] };
@@ -132,7 +135,7 @@ async function context(
   const cheerio: Cheerio | undefined = isHtmlLike(page) ? await import('cheerio') : undefined;
   let $: CheerioAPI | undefined;
   let parsed: { value: unknown } | undefined;
-  const { label: _label, __crawlee: _internal, [DEPTH_KEY]: _depth, ...userData } = request.userData;
+  const { label: _label, __crawlee: _internal, [DEPTH_KEY]: _depth, [HEADERS_KEY]: _headers, ...userData } = request.userData;
   return {
     request: { url: request.url, label: request.label, userData },
     page,
@@ -181,10 +184,12 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     if (entry.userData !== undefined && !isJson(entry.userData)) return void out.problems.push(`${where}.userData cannot be stored as JSON`);
     const url = resolveUrl(entry.url, base);
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return void out.problems.push(`${where}.url ${JSON.stringify(entry.url.slice(0, 200))} is not an http(s) URL`);
+    const headers = entryHeaders(`${where}.headers`, entry.headers);
+    if (typeof headers === 'string') return void out.problems.push(headers);
     const key = `${entry.label}:${url.href}`;
     if (seenPages.has(key)) return;
     seenPages.add(key);
-    out.pages.push({ url: url.href, label: entry.label, userData: (entry.userData as Record<string, unknown> | undefined) ?? {} });
+    out.pages.push({ url: url.href, label: entry.label, userData: (entry.userData as Record<string, unknown> | undefined) ?? {}, ...(headers ? { headers } : {}) });
   });
 
   const seenImages = new Set<string>();
@@ -194,6 +199,8 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     if (typeof entry.url !== 'string') return void out.problems.push(`${where}.url is ${describe(entry.url)}, not a string`);
     if (entry.name !== undefined && entry.name !== null && typeof entry.name !== 'string') return void out.problems.push(`${where}.name is ${describe(entry.name)}, not a string`);
     if (entry.metadata !== undefined && !isJson(entry.metadata)) return void out.problems.push(`${where}.metadata cannot be stored as JSON`);
+    const headers = entryHeaders(`${where}.headers`, entry.headers);
+    if (typeof headers === 'string') return void out.problems.push(headers);
     const url = resolveUrl(entry.url, base);
     // A URL that does not parse is left to the core, which records it as `invalid_url` for this image.
     const href = url?.href ?? entry.url;
@@ -204,9 +211,21 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
       out.badNames.push({ url: href, message: `The name ${JSON.stringify(name.slice(0, 200))} is a path; a plugin names a file, not where it goes` });
       return;
     }
-    out.images.push({ url: href, ...(name ? { name } : {}), ...(entry.metadata !== undefined ? { metadata: entry.metadata } : {}) });
+    out.images.push({ url: href, ...(name ? { name } : {}), ...(entry.metadata !== undefined ? { metadata: entry.metadata } : {}), ...(headers ? { headers } : {}) });
   });
   return out;
+}
+
+/** An entry's `headers` checked (names lower-cased); a string saying what is wrong with them otherwise. */
+function entryHeaders(where: string, value: unknown): Record<string, string> | undefined | string {
+  if (value === undefined) return undefined;
+  if (!isObject(value)) return `${where} is ${describe(value)}, not an object`;
+  try {
+    const headers = requestHeaders(where, value);
+    return Object.keys(headers).length > 0 ? headers : undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 /** Absolute (`/x`, `C:\x`, `\\server\x`) or with a separator (`a/b`, `..\x`). */

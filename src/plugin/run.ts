@@ -7,6 +7,7 @@ import { httpOption, type HttpClientKind } from '../http/client.ts';
 import { flag, integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import { engineHandlers, type QueuedPage } from './handle.ts';
 import { resolveUrl } from '../core/urls.ts';
+import { requestHeaders } from '../http/headers.ts';
 import { resolvePluginOptions } from './options.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues, PageLimits, Plugin, PluginLog } from './types.ts';
 
@@ -94,7 +95,8 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
     const url = resolveUrl(req.url);
     if (!url) throw new UsageError(`Plugin ${plugin.name}: ${JSON.stringify(req.url)} is not an absolute URL`);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`Plugin ${plugin.name}: ${req.url} is not an http(s) URL`);
-    return { url: url.href, label: req.label, userData: req.userData ?? {} };
+    const headers = req.headers === undefined ? undefined : requestHeaders(`start()[${i}].headers`, req.headers);
+    return { url: url.href, label: req.label, userData: req.userData ?? {}, ...(headers ? { headers } : {}) };
   });
 }
 

@@ -65,6 +65,11 @@ export interface PageRequest<L extends string = string> {
   label: L;
   /** Carried to the handler as `ctx.request.userData` (must be JSON). */
   userData?: Record<string, unknown>;
+  /**
+   * Headers to fetch this page with, on top of the run's (-H, --referer), under the same rule: not sent after a
+   * redirect to another origin. Host, Cookie, Authorization and the like are refused (the page fails `plugin_error`).
+   */
+  headers?: Record<string, string>;
 }
 
 /** A page to start with: `url` must be absolute. */
@@ -82,6 +87,11 @@ export interface ImageRequest {
   name?: string;
   /** Stored in the image's record in metadata.jsonl (must be JSON). */
   metadata?: unknown;
+  /**
+   * Headers to fetch this image with, on top of the run's, e.g. `{ Referer: ctx.page.finalUrl }` for a site that
+   * checks it; kept with the image in the run state, and not sent after a redirect to another origin.
+   */
+  headers?: Record<string, string>;
 }
 
 /**

@@ -57,6 +57,8 @@ const ADDED_COLUMNS: Array<[column: string, sql: string]> = [
   ['requested', 'ALTER TABLE items ADD COLUMN requested INTEGER NOT NULL DEFAULT 1'],
   // The stack of an `internal` or `plugin_error` failure, for the failure report.
   ['stack', 'ALTER TABLE items ADD COLUMN stack TEXT'],
+  // Headers a plugin gave for the image (JSON), sent when it is fetched.
+  ['headers', 'ALTER TABLE items ADD COLUMN headers TEXT'],
 ];
 
 /** Shard requests carry these keys (see the engine's crawl); every other request is a plugin page. */
@@ -66,11 +68,11 @@ const SQL = {
   getMeta: 'SELECT value FROM meta WHERE key = ?',
   setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
-  addItem: 'INSERT OR IGNORE INTO items (url, name, info) VALUES (?, ?, ?)',
+  addItem: 'INSERT OR IGNORE INTO items (url, name, info, headers) VALUES (?, ?, ?, ?)',
   request: 'UPDATE items SET requested = 1 WHERE url = ? AND requested = 0',
   addFailedItem: `INSERT OR IGNORE INTO items (url, status, code, http_status, message, stack) VALUES (?, ${Failed}, ?, ?, ?, ?)`,
   addDoneItem: `INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at, requested) VALUES (?, ${Done}, ?, ?, 1, 0, 0)`,
-  pendingInRange: `SELECT id, url, name, info FROM items WHERE id BETWEEN ? AND ? AND status = ${Pending} ORDER BY id`,
+  pendingInRange: `SELECT id, url, name, info, headers FROM items WHERE id BETWEEN ? AND ? AND status = ${Pending} ORDER BY id`,
   claim: `UPDATE items SET status = ${Saving}, file = ?, record = ? WHERE id = ? AND status = ${Pending}`,
   unclaim: `UPDATE items SET status = ${Pending}, file = NULL, record = NULL WHERE id = ?`,
   fileTaken: 'SELECT 1 AS x FROM items WHERE file = ? COLLATE NOCASE',
@@ -189,7 +191,7 @@ export class SqliteRunStore implements RunStore {
         const f = item.failure;
         const res = f
           ? this.q.addFailedItem.run(item.url, f.code, f.status ?? null, f.message.slice(0, 2000), f.stack ?? null)
-          : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null);
+          : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null, item.headers ?? null);
         if (res.changes === 0) stats.revived += Number(this.q.request.run(item.url).changes);
         else if (f) stats.failed++;
         added += Number(res.changes);
@@ -210,7 +212,10 @@ export class SqliteRunStore implements RunStore {
   }
 
   pendingInRange(from: number, to: number): Item[] {
-    return this.q.pendingInRange.all(from, to) as unknown as Item[];
+    const rows = this.q.pendingInRange.all(from, to) as unknown as Array<Omit<Item, 'headers'> & { headers?: string | null }>;
+    // Most images have no headers of their own: the row is then just { id, url, name, info }.
+    for (const row of rows) if (row.headers === null) delete row.headers;
+    return rows as Item[];
   }
 
   pendingIds(): number[] {

@@ -18,6 +18,8 @@ export interface Item {
   name: string | null;
   /** Plugin metadata carried into the record, as JSON. */
   info: string | null;
+  /** Headers to fetch it with (a plugin's), as JSON; absent when none. */
+  headers?: string;
 }
 
 export interface FailureRecord {
@@ -74,6 +76,8 @@ export interface NewItem {
   url: string;
   name?: string | null;
   info?: string | null;
+  /** Headers to fetch it with, as JSON. */
+  headers?: string | null;
   failure?: Omit<FailureRecord, 'url' | 'status'> & { status?: number | null };
 }
 
