@@ -20,7 +20,6 @@ import { Tally } from './tally.ts';
 import { FAILURES_FILE, METADATA_FILE, TMP_DIR, type EngineEvents, type Progress, type HostSummary, type RunHandle, type RunSpec, type Summary } from './types.ts';
 
 export * from './types.ts';
-export { hasCredentialedUrls } from './ingest.ts';
 
 /**
  * One run: opens its folder and store (locks, crash recovery), then lets Crawlee's queue drive three lanes until
@@ -46,6 +45,8 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
   private failuresByCode: Partial<Record<ReasonCode, number>> = {};
   private finalCounts: Counts = { pending: 0, saving: 0, done: 0, failed: 0, total: 0 };
   private pagesFailed = 0;
+  /** Hosts that backed off, with their images and failures (read from the store before it closes). */
+  private backedOff: HostSummary[] = [];
 
   private constructor(
     private readonly spec: RunSpec,
@@ -115,7 +116,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       this.images = new ImageLane(store, fetch, { outDir: spec.outDir, tmpDir, stateDir: spec.stateDir, existing }, this.metadata, this.tally, (e, w) =>
         this.stopIfDiskFull(e, w),
       );
-      this.pages = new PageLane(store, this.crawl.queueClient, fetch, this.secrets, this.ingest, this.tally, spec.handlers ?? {}, spec, (fn) => fn(), !spec.options.ignoreRobots);
+      this.pages = new PageLane(store, this.crawl.queueClient, fetch, this.secrets, this.ingest, this.tally, spec.handlers ?? {}, spec, !spec.options.ignoreRobots);
       if (spec.retryFailed) this.retryFailed();
       this.tally.start(store.counts(), store.pageFailures().length);
       await this.crawl.start();
@@ -216,6 +217,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     try {
       this.finalCounts = this.store.counts();
       this.pagesFailed = this.store.pageFailures().length;
+      this.backedOff = this.hosts.backedOff(10).map(({ host, limit, lowest, backoffs }) => ({ host, ...this.store.hostCounts(host, this.tally.startedAt), limit, lowest, backoffs }));
       // A clean end: the next run need not check every saved file.
       this.store.setMeta(META_OPEN, '0');
     } catch (error) {
@@ -230,10 +232,6 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     const { downloaded, bytes } = this.tally.counts;
     const { spec } = this;
     const notVisited = this.pages?.notVisited ?? 0;
-    const hosts: HostSummary[] = this.hosts.backedOff(10).map(({ host, limit, lowest, backoffs }) => {
-      const { images = 0, failed = 0 } = this.tally.byHost.get(host) ?? {};
-      return { host, images, failed, limit, lowest, backoffs };
-    });
     return {
       run: path.basename(spec.stateDir),
       downloaded,
@@ -252,7 +250,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       ...(this.stopped ? { stopped: { ...this.stopped, ...(spec.items && !this.ingest.complete ? { unread: true } : {}) } } : {}),
       ...(this.pagesFailed > 0 ? { pagesFailed: this.pagesFailed } : {}),
       ...(notVisited > 0 ? { pagesNotVisited: notVisited } : {}),
-      ...(hosts.length > 0 ? { hosts } : {}),
+      ...(this.backedOff.length > 0 ? { hosts: this.backedOff } : {}),
     };
   }
 }

@@ -31,12 +31,10 @@ export class PageLane {
     private readonly tally: Tally,
     private readonly handlers: Record<string, LabelHandler>,
     private readonly limits: { maxPages?: number; maxDepth?: number },
-    /** The run's one limit on fetches in flight, shared with images. */
-    private readonly slots: <T>(fn: () => Promise<T>) => Promise<T>,
     /** Check each page against its site's robots.txt (not with --ignore-robots). */
     respectRobots = true,
   ) {
-    this.robots = respectRobots ? new RobotsRules((url) => this.slots(() => fetchRobotsTxt(url, this.fetch)), userAgentToken(fetch.settings.userAgent)) : undefined;
+    this.robots = respectRobots ? new RobotsRules((url) => fetchRobotsTxt(url, this.fetch), userAgentToken(fetch.settings.userAgent)) : undefined;
   }
 
   /** Queues pages at `depth` (0: start pages); already-seen keys are ignored, pages past a limit are counted. */
@@ -71,9 +69,9 @@ export class PageLane {
   async fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page> {
     // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
     const { url: sent, ctx } = withCredentials(normalizeUrl(url), headers ? { ...this.fetch, headers } : this.fetch);
-    // Before the page takes a slot: a disallowed page is never requested (robots_disallowed, not retried).
+    // A disallowed page is never requested (robots_disallowed, not retried). The run's slot is taken per attempt.
     await this.robots?.check(sent);
-    return this.slots(() => fetchPage(sent.href, ctx));
+    return fetchPage(sent.href, ctx);
   }
 
   /** Handles one queued page; a handler's error fails the page (`plugin_error`, with cause and stack), not the run. */

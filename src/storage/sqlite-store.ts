@@ -85,6 +85,9 @@ const SQL = {
   resetPending: `UPDATE items SET status = ${Pending}, file = NULL, record = NULL WHERE id = ?`,
   pendingIds: `SELECT id FROM items WHERE status = ${Pending} ORDER BY id`,
   itemByUrl: 'SELECT id, status, file FROM items WHERE url = ?',
+  // A host's URLs are two ranges of the url index: 'http://host/' up to 'http://host0' ('0' follows '/'), and https.
+  hostCounts: `SELECT coalesce(sum(status = ${Done} AND done_at >= ?), 0) AS images, coalesce(sum(status = ${Failed}), 0) AS failed FROM items ` +
+    'WHERE requested = 1 AND ((url >= ? AND url < ?) OR (url >= ? AND url < ?))',
   adopt: `UPDATE items SET status = ${Done}, file = ?, record = ?, recorded = 1, done_at = ?, code = NULL, http_status = NULL, message = NULL WHERE id = ? AND status != ${Done}`,
   doneFiles: `SELECT id, url, file, record FROM items WHERE status = ${Done} AND file IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
   resetDone: `UPDATE items SET status = ${Pending}, file = NULL, record = NULL, recorded = 0, done_at = NULL WHERE id = ? AND status = ${Done}`,
@@ -287,6 +290,11 @@ export class SqliteRunStore implements RunStore {
 
   resetDone(id: number): void {
     this.q.resetDone.run(id);
+  }
+
+  hostCounts(host: string, since: number): { images: number; failed: number } {
+    const row = this.q.hostCounts.get(since, `http://${host}/`, `http://${host}0`, `https://${host}/`, `https://${host}0`) as { images: number; failed: number };
+    return { images: Number(row.images), failed: Number(row.failed) };
   }
 
   retryFailed(): number {

@@ -118,6 +118,12 @@ export interface ImageState {
   doneRecords(afterId: number, limit: number): Array<{ id: number; url: string; record: string }>;
   /** A saved image whose file is gone (a power cut lost it) goes back to pending. */
   resetDone(id: number): void;
+  /**
+   * Of the images at `host` (as URL.host gives it, port included; http and https): those saved since `since` (ms)
+   * and those failed. Asked at the end of a run for the few hosts that backed off, so that no count per host is
+   * kept while a run over a million hosts goes on.
+   */
+  hostCounts(host: string, since: number): { images: number; failed: number };
   /** Puts every failed image back to pending; returns how many. */
   retryFailed(): number;
   counts(): Counts;
