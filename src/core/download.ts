@@ -203,8 +203,16 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
  * memory and returned as `body`. Throws DownloadError, or Cancelled when `ctx.signal` is aborted.
  */
 export async function fetchImage(url: URL, ctx: FetchContext, tmpPath?: string): Promise<Fetched> {
+  return retrieve(url, ctx, IMAGE_ACCEPT, (res, finalUrl) => readBody(res, finalUrl, tmpPath, ctx));
+}
+
+/**
+ * Fetches `url` with the run's retries (withRetries), one attempt at a time (attempt), `read` taking the final
+ * response: the one pipeline of images, pages and robots.txt. Throws DownloadError, or Cancelled when stopping.
+ */
+async function retrieve<T>(url: URL, ctx: FetchContext, accept: string, read: (res: HttpResponse, finalUrl: URL) => Promise<T>): Promise<T> {
   try {
-    return await withRetries(url, ctx, () => attempt(url, ctx, IMAGE_ACCEPT, (res, finalUrl) => readBody(res, finalUrl, tmpPath, ctx)));
+    return await withRetries(url, ctx, () => attempt(url, ctx, accept, read));
   } catch (error) {
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
     throw toDownloadError(error);
@@ -263,12 +271,7 @@ const MAX_PAGE_BYTES = 20 * 1024 * 1024;
 /** Fetches a page as text, with the same redirects, timeouts and retries as images. Throws DownloadError. */
 export async function fetchPage(rawUrl: string, ctx: FetchContext): Promise<Page> {
   const url = normalizeUrl(rawUrl);
-  try {
-    return await withRetries(url, ctx, () => attempt(url, ctx, PAGE_ACCEPT, (res, finalUrl) => readPage(res, url, finalUrl)));
-  } catch (error) {
-    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
-    throw toDownloadError(error);
-  }
+  return retrieve(url, ctx, PAGE_ACCEPT, (res, finalUrl) => readPage(res, url, finalUrl));
 }
 
 /** Reads a page's body as text (at most MAX_PAGE_BYTES). */
@@ -297,12 +300,7 @@ async function readPage(res: HttpResponse, url: URL, finalUrl: URL): Promise<Pag
 export async function fetchRobotsTxt(url: URL, ctx: FetchContext): Promise<string> {
   const settings = { ...ctx.settings, maxRedirects: Math.min(ctx.settings.maxRedirects, ROBOTS_MAX_REDIRECTS) };
   const robotsCtx: FetchContext = { ...ctx, settings, authorization: undefined };
-  try {
-    return await withRetries(url, robotsCtx, () => attempt(url, robotsCtx, ROBOTS_ACCEPT, (res) => readCapped(res, ROBOTS_MAX_BYTES)));
-  } catch (error) {
-    if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
-    throw toDownloadError(error);
-  }
+  return retrieve(url, robotsCtx, ROBOTS_ACCEPT, (res) => readCapped(res, ROBOTS_MAX_BYTES));
 }
 
 /** A body as text, its first `max` bytes only (cut at the last line break before them); the rest is not read. */
@@ -339,7 +337,6 @@ export function withCredentials<C extends FetchContext>(url: URL, ctx: C): { url
 }
 
 const NO_SECRETS = new Secrets();
-
 
 /** A fetched, validated image body (in `body` when fetched into memory, else in the temporary file). */
 export interface Fetched {
