@@ -9,18 +9,6 @@ const FLUSH_LINES = 1000;
 /** Rows read from the store at a time when checking saved files after a crash. */
 const PAGE = 5000;
 
-/** What reconciling the folder with the store did when a run opened. */
-export interface Reconciled {
-  /** Records found in the metadata file that the store did not know as saved (lost state, or an earlier run). */
-  adopted: number;
-  /** Lines dropped from the metadata file: a second record for a URL, or a record whose file is gone or differs. */
-  dropped: number;
-  /** Images the store had as saved whose file is gone (a power cut): pending again. */
-  reset: number;
-  /** Images that were being renamed into place at the crash: saved if their file is whole, else pending. */
-  settled: number;
-}
-
 /**
  * The output folder's metadata file: one JSON line per saved image. Lines are appended in batches; an image is
  * marked done in the store only after its line is written, in the transaction that also records how long the
@@ -90,8 +78,7 @@ export class MetadataLog {
    * A new run into a folder an earlier run filled reads the whole file in step 2: those images are known, named and
    * skipped if asked for.
    */
-  async reconcile(outDir: string, deep: boolean): Promise<Reconciled> {
-    const result: Reconciled = { adopted: 0, dropped: 0, reset: 0, settled: 0 };
+  async reconcile(outDir: string, deep: boolean): Promise<void> {
     await truncateTornLine(this.file);
     let size = fileSize(this.file);
     let offset = Number(this.store.getMeta(META_METADATA_BYTES) ?? 0);
@@ -130,8 +117,6 @@ export class MetadataLog {
       if (batch.length >= 1000) settle();
     }
     settle();
-    result.adopted = this.adopted;
-    result.dropped = dropped;
     if (dropped > 0) {
       // Rewrite only the tail: what the store accounted for stays as it is.
       await fs.promises.truncate(this.file, offset);
@@ -153,18 +138,14 @@ export class MetadataLog {
       } else this.store.resetPending(row.id);
     }
     if (recovered.length > 0) await fs.promises.appendFile(this.file, recovered.join('\n') + '\n');
-    result.settled = done.length;
 
     // 4. After an unclean end: saved files a power cut may have lost.
-    if (deep) result.reset = await this.checkSaved(outDir);
+    if (deep) await this.checkSaved(outDir);
 
     size = fileSize(this.file);
     this.size = size;
     this.store.markDone(done, size);
-    return result;
   }
-
-  private adopted = 0;
 
   /** Step 2 for one record; true to keep its line. */
   private adoptLine(outDir: string, line: string, rec: { url: string; file: string; bytes?: unknown }, seen: Set<string>): boolean {
@@ -186,7 +167,6 @@ export class MetadataLog {
     const ok = row ? this.store.adopt(row.id, rec.file, line) : this.store.addDoneItems([{ url: rec.url, file: rec.file, record: line }]) === 1;
     if (!ok) return false;
     seen.add(rec.url);
-    this.adopted++;
     return true;
   }
 
@@ -201,7 +181,7 @@ export class MetadataLog {
     }
   }
 
-  private async checkSaved(outDir: string): Promise<number> {
+  private async checkSaved(outDir: string): Promise<void> {
     const gone = new Set<string>();
     for (let after = 0; ; ) {
       const rows = this.store.doneFiles(after, PAGE);
@@ -229,20 +209,6 @@ export class MetadataLog {
       }
     }
     if (gone.size > 0) await rewriteWithout(this.file, gone);
-    return gone.size;
-  }
-
-  /** Every well-formed record in the file. */
-  async readAll(): Promise<Array<{ url: string; file: string } & Record<string, unknown>>> {
-    const out: Array<{ url: string; file: string }> = [];
-    for await (const line of lines(this.file, 0)) {
-      try {
-        out.push(JSON.parse(line) as { url: string; file: string });
-      } catch {
-        // A torn line from a crash; reconcile() removes it.
-      }
-    }
-    return out;
   }
 }
 
