@@ -477,6 +477,36 @@ test('checks saved files after an unclean end: one a power cut lost is fetched a
   }
 });
 
+test('the output folder deleted by hand between runs: the rerun fetches every image again instead of skipping files that are gone', async () => {
+  const origin = await startOrigin();
+  const dir = tmpDir();
+  try {
+    const urls = Array.from({ length: 12 }, (_, i) => origin.url(`/img/d${i}.png`));
+    writeList(dir, 'list.txt', urls);
+    const args = ['get', 'list.txt', '--storage', 'state', '--quiet'];
+    assert.equal((await runCli(args, { cwd: dir })).code, 0);
+    const out = path.join(dir, 'list');
+    // The whole folder: every image must come back.
+    fs.rmSync(out, { recursive: true });
+    let before = origin.log.length;
+    let rerun = await runCli(args, { cwd: dir });
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.equal(origin.log.length - before, urls.length, 'every image fetched again');
+    await assertFolder(out, urls);
+    // Only the records and two images: those two come back, the others are known from their files and not fetched.
+    fs.rmSync(path.join(out, 'metadata.jsonl'));
+    fs.rmSync(path.join(out, 'd3.png'));
+    fs.rmSync(path.join(out, 'd8.png'));
+    before = origin.log.length;
+    rerun = await runCli(args, { cwd: dir });
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.deepEqual(origin.log.slice(before).map((e) => e.path).sort(), ['/img/d3.png', '/img/d8.png']);
+    await assertFolder(out, urls);
+  } finally {
+    await origin.close();
+  }
+});
+
 test('a page that failed is kept apart from the images (never counted as one) and imgdl run --retry-failed fetches it again', async () => {
   const origin = await startOrigin();
   const dir = tmpDir();

@@ -73,8 +73,9 @@ export class MetadataLog {
    *    and no other record for its URL → the image is recorded as saved (never fetched again, never a second copy);
    *    otherwise the line is dropped;
    * 3. images that were being renamed into place are saved if their file is whole (size and sha256), else pending;
-   * 4. after an unclean end (`deep`), every saved image's file is checked: one a power cut lost goes back to pending
-   *    and its line is dropped.
+   * 4. after an unclean end (`deep`), or when the file is shorter than the store accounted for (the output folder
+   *    deleted or emptied by hand), every saved image's file is checked: one that is gone goes back to pending and its
+   *    line is dropped, so the run fetches it again instead of skipping an image that is not there.
    * A new run into a folder an earlier run filled reads the whole file in step 2: those images are known, named and
    * skipped if asked for.
    */
@@ -123,7 +124,9 @@ export class MetadataLog {
       if (kept.length > 0) await fs.promises.appendFile(this.file, kept.join('\n') + '\n');
     }
     if (shrunk) {
-      // Saved images whose records the file lost: written again from the store.
+      // The file lost records (deleted with the folder, replaced, a power cut): the images it named may be gone too.
+      // Those go back to pending first; the saved ones whose records the file lost are written again from the store.
+      await this.checkSaved(outDir);
       await this.appendMissing(seen);
     }
 
@@ -139,8 +142,8 @@ export class MetadataLog {
     }
     if (recovered.length > 0) await fs.promises.appendFile(this.file, recovered.join('\n') + '\n');
 
-    // 4. After an unclean end: saved files a power cut may have lost.
-    if (deep) await this.checkSaved(outDir);
+    // 4. After an unclean end: saved files a power cut may have lost (already checked when the file shrank).
+    if (deep && !shrunk) await this.checkSaved(outDir);
 
     size = fileSize(this.file);
     this.size = size;
