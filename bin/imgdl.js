@@ -26,12 +26,11 @@ if (Deno && !['read', 'write', 'net', 'env', 'sys'].some((name) => Deno.permissi
 }
 
 const args = process.argv.slice(2);
-/** Commands that never import a TypeScript file at run time (`run`, `plugins` and `new` load plugins/*.ts). */
-const PLAIN_JS_COMMANDS = new Set(['get', 'runs']);
 
 /**
- * Why dist/ cannot run this command, or null when it can: it must hold a build at least as new as every file
- * under src/. The build saves Node about 0.4 s and 30-40 MB per run (no TypeScript loader thread); a checkout
+ * Why dist/ cannot run, or null when it can: it must hold a build at least as new as every file under src/.
+ * The build (dist/cli, one bundle) saves Node about 0.5 s and 30-40 MB per run (no TypeScript loader thread, a few
+ * files to load instead of ~900; plugins are compiled by esbuild when loaded, src/plugin/compile.ts); a checkout
  * edited since its last build runs its sources instead, so it never runs stale code. IMGDL_SOURCES=1 always
  * runs the sources; IMGDL_DEBUG=1 says on stderr which ran and why.
  */
@@ -41,7 +40,6 @@ function whyNotPrebuilt() {
   // is unpacked after dist/): its build is current. Deno cannot strip types under node_modules, so it needs it too.
   const installed = /[\\/]node_modules[\\/]/.test(root);
   if (Bun || (Deno && !installed)) return 'Bun and Deno run TypeScript natively';
-  if (!PLAIN_JS_COMMANDS.has(args[0] ?? '')) return `\`${args[0] ?? ''}\` may load TypeScript plugins`;
   if (process.env.IMGDL_SOURCES === '1') return 'IMGDL_SOURCES=1';
   const built = statSync(`${root}dist/.built`, { throwIfNoEntry: false });
   if (!built) return 'no build in dist/ (npm run build)';
@@ -68,7 +66,8 @@ const why = whyNotPrebuilt();
 if (process.env.IMGDL_DEBUG === '1') console.error(why ? `imgdl: running the sources: ${why}` : 'imgdl: running dist/');
 let main;
 if (why === null) {
-  ({ main } = await import('../dist/src/cli/main.js'));
+  // One bundle (scripts/bundle.mjs): a few large files load faster than the ~900 modules of dist/src and its packages.
+  ({ main } = await import('../dist/cli/main.js'));
 } else {
   if (!Bun && !Deno) {
     const { register } = await import('tsx/esm/api');

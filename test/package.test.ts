@@ -12,7 +12,7 @@ import { REPO_ROOT, readJsonl, runProcess, tmpDir, type CliResult } from './help
 import { startOrigin, type Origin } from './helpers/origin.ts';
 
 /** Bound for `npm pack` (a full tsc build) and for `npm install` of the tarball, each. */
-const NPM_TIMEOUT_MS = 90_000;
+const NPM_TIMEOUT_MS = 240_000;
 /** Bound for fetching a Node with `npx -y node@N` (a no-op when npm's cache has it). */
 const NPX_TIMEOUT_MS = 90_000;
 /** Bound for one script run. */
@@ -45,7 +45,7 @@ const nodes = new Map<number, { command?: string; missing?: string }>();
 async function packAndInstall(): Promise<void> {
   // A copy of what `npm pack` reads (package.json `files`, and the build's inputs), with the repository's node_modules.
   const copy = tmpDir('imgdl-pack-');
-  for (const entry of ['bin', 'src', 'plugins', 'README.md', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
+  for (const entry of ['bin', 'src', 'plugins', 'scripts', 'README.md', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
     fs.cpSync(path.join(REPO_ROOT, entry), path.join(copy, entry), { recursive: true });
   }
   fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(copy, 'node_modules'), 'dir');

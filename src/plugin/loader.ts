@@ -3,6 +3,7 @@ import { register } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.ts';
+import { compilePlugin, needsCompiling } from './compile.ts';
 import { validatePlugin } from './options.ts';
 import type { AnyPlugin } from './types.ts';
 
@@ -62,6 +63,15 @@ export async function loadPlugin(nameOrPath: string): Promise<AnyPlugin> {
 }
 
 async function importDefault(file: string): Promise<unknown> {
+  if (needsCompiling()) {
+    let url: string;
+    try {
+      url = await compilePlugin(file);
+    } catch (error) {
+      throw new UsageError(`Could not compile the plugin ${file}: ${(error as Error).message}`);
+    }
+    return ((await import(url)) as { default?: unknown }).default;
+  }
   let url = pathToFileURL(file).href;
   // A .ts/.js file outside an ESM package ("type": "module"), e.g. ./my-site.ts in a bare folder, is CommonJS to
   // Node and tsx, and CommonJS cannot load imgdl's ESM sources: such a file is asked for as ESM (works on Node 20

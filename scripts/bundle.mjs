@@ -1,0 +1,31 @@
+// Bundles the CLI (and the modules a plugin imports) into dist/cli/ with esbuild: one file per entry plus shared
+// chunks, so a start-up parses a few large files instead of resolving ~900 small ones (Crawlee's graph is most of a
+// run's start-up). Only the CLI runs from here; the library's exports stay the unbundled dist/src (a library must not
+// ship copies of its dependencies). See docs/architecture.md, "Start-up".
+import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const outdir = `${root}dist/cli`;
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: { main: 'src/cli/main.ts', index: 'src/index.ts', plugin: 'src/plugin/index.ts', html: 'src/plugin/html.ts' },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  // A native addon, loaded by path at run time (src/storage/sqlite.ts).
+  external: ['better-sqlite3', 'bun:*', 'esbuild', 'got-scraping'],
+  minifyWhitespace: process.env.MW !== '0',
+  minifySyntax: process.env.MS !== '0',
+  minifyIdentifiers: process.env.MI === '1',
+  keepNames: process.env.KN !== '0',
+  legalComments: 'none',
+  logLevel: 'warning',
+  // Bundled CommonJS dependencies call require() for Node's own modules.
+  banner: { js: "import { createRequire as __imgdlRequire } from 'node:module'; const require = __imgdlRequire(import.meta.url);" },
+});
