@@ -28,6 +28,7 @@ import {
 } from './lib/plugins.ts';
 import type { BenchReport, PluginRun, ScaleRun, Skipped, ToolRun } from './lib/results.ts';
 import { runScale } from './lib/scale.ts';
+import { runStartup, startupTable, startupTargets, type StartupRun } from './lib/startup.ts';
 import { budgetVeto, planJobs, type Job } from './lib/schedule.ts';
 import { renderSvg } from './lib/svg.ts';
 import { pinnedTable, pluginTable, pluginTimelines, scaleLines, targetLines, throughputTable } from './lib/table.ts';
@@ -38,6 +39,7 @@ import {
   CONCURRENCY,
   originArgs,
   originKey,
+  SMALL_BYTES,
   workloads,
   writeUrlList,
   type OriginSpec,
@@ -51,7 +53,7 @@ const resultsDir = join(benchDir, 'results');
 
 interface Options {
   quick: boolean;
-  only: (WorkloadId | PluginWorkloadId)[];
+  only: (WorkloadId | PluginWorkloadId | 'W0')[];
   tools: string[];
   pin: boolean;
   /** Rounds of the pinned pass; null: the default (quick 3, full 5; W12 at most 2 / 3). */
@@ -66,7 +68,7 @@ function fail(message: string): never {
 const USAGE = `Usage: node --import tsx bench/run.ts [--quick] [--only W1,W2,...] [--tools imgdl,aria2c,...] [--pin [--repeat N]]
 
   --quick        small counts, done in about a minute (runs beyond the essential ones stop at a time budget)
-  --only LIST    workloads: W1 many small, W2 latency (50 ms), W3 large, W4 scale (imgdl only), W5 many hosts,
+  --only LIST    workloads: W0 start-up (one image, spawn to exit), W1 many small, W2 latency (50 ms), W3 large, W4 scale (imgdl only), W5 many hosts,
                  W6 W1 ×10 (imgdl only: does the CPU cost per image grow with the run?),
                  W7 latency ×512 (W2 at concurrency 512 instead of ${CONCURRENCY}),
                  W8 flags plugin (194 countries) against an asyncio script,
@@ -103,7 +105,7 @@ function readOptions(): Options {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const ids: string[] = [...workloads(false).map((w) => w.id), ...PLUGIN_WORKLOAD_IDS];
+  const ids: string[] = ['W0', ...workloads(false).map((w) => w.id), ...PLUGIN_WORKLOAD_IDS];
   const only = values.only ? values.only.split(',').map((s) => s.trim().toUpperCase()) : ids;
   for (const id of only) if (!ids.includes(id)) fail(`unknown workload ${id} (expected ${ids.join(', ')})`);
   const names: string[] = [...new Set([...TOOL_NAMES, ...PLUGIN_TOOL_NAMES])];
@@ -114,7 +116,7 @@ function readOptions(): Options {
   if (repeat !== null && !values.pin) fail('--repeat goes with --pin');
   return {
     quick: values.quick ?? false,
-    only: only as (WorkloadId | PluginWorkloadId)[],
+    only: only as (WorkloadId | PluginWorkloadId | 'W0')[],
     tools,
     pin: values.pin ?? false,
     repeat,
@@ -399,6 +401,7 @@ function tableNotes(report: BenchReport): string {
 
 function printReport(report: BenchReport): void {
   const out: string[] = [''];
+  if (report.startup && report.startup.length > 0) out.push(startupTable(report.startup), '');
   if (report.runs.length > 0) out.push(throughputTable(report.runs), tableNotes(report), '');
   if (report.scale) out.push(scaleLines(report.scale), '');
   const plugins = report.plugins ?? [];
@@ -448,19 +451,29 @@ async function main(): Promise<void> {
   }
   const selected = workloads(options.quick).filter((w) => options.only.includes(w.id));
   const selectedPlugins = pluginWorkloads().filter((w) => options.only.includes(w.id));
+  const startupOrigin: OriginSpec = { bytes: SMALL_BYTES, latencyMs: 0, ports: 1 };
+  const wantStartup = options.only.includes('W0');
   const [{ available, skipped }, plugin, origins] = await Promise.all([
     detectTools(options.tools as ToolName[]),
     detectPluginTools(selectedPlugins.length > 0 ? options.tools : []),
-    startOrigins([...selected.map((w) => w.origin), ...selectedPlugins.map((w) => w.origin)]),
+    startOrigins([...selected.map((w) => w.origin), ...selectedPlugins.map((w) => w.origin), ...(wantStartup ? [startupOrigin] : [])]),
   ]);
   skipped.push(...plugin.skipped);
   for (const s of skipped) process.stdout.write(`skipped ${s.tool}: ${s.reason}\n`);
   if (skipped.length > 0) process.stdout.write('  (bash bench/setup.sh installs every Debian peer)\n');
   const plan: Plan = { options, tmp, tools: available, pluginTools: plugin.available, origins };
-  const described = [...selected.map(describeWorkload), ...selectedPlugins.map((w) => `${w.id} ${w.title}`)];
+  const described = [...(wantStartup ? ['W0 start-up'] : []), ...selected.map(describeWorkload), ...selectedPlugins.map((w) => `${w.id} ${w.title}`)];
   const toolNames = [...new Set([...(selected.length > 0 ? available : []).map((t) => t.name), ...plugin.available.map((t) => t.name)])];
   process.stdout.write(`imgdl bench${options.quick ? ' --quick' : ''}: ${described.join(', ')}; tools: ${toolNames.join(', ')}\n`);
 
+  let startup: StartupRun[] = [];
+  if (wantStartup) {
+    const base = `http://127.0.0.1:${origins.get(originKey(startupOrigin))![0]}`;
+    const result = await runStartup({ repoRoot, tmp, base, rounds: options.quick ? 5 : 9 });
+    for (const s of result.skipped) process.stdout.write(`skipped ${s}\n`);
+    startup = result.runs;
+    process.stdout.write(`${startupTable(startup)}\n`);
+  }
   const jobs = planJobs(selected, available, options.quick);
   const { runs, scale } = await runJobs(plan, jobs, started);
   const plugins = await runPluginJobs(plan, selectedPlugins);
@@ -474,6 +487,11 @@ async function main(): Promise<void> {
       // the runs the unpinned pass did (not W4's, not those the quick budget skipped)
       const ran = jobs.filter((j) => j.kind === 'throughput' && runs.some((r) => r.workload === j.workload.id && r.tool === j.tool.name && r.status !== 'skipped'));
       pinnedReport = await runPinnedPass(plan, cpus, ran, selected.filter((w) => ran.some((j) => j.workload.id === w.id)), selectedPlugins);
+      if (wantStartup) {
+        const pinnedOrigin = await startOrigins([startupOrigin], cpus.originCpu);
+        const base = `http://127.0.0.1:${pinnedOrigin.get(originKey(startupOrigin))![0]}`;
+        startup.push(...(await runStartup({ repoRoot, tmp, base, rounds: plan.options.repeat ?? (options.quick ? 5 : 9), cpu: cpus.toolCpu })).runs);
+      }
     }
   }
 
@@ -500,9 +518,10 @@ async function main(): Promise<void> {
     runs,
     scale,
     ...(selectedPlugins.length > 0 ? { plugins } : {}),
+    ...(wantStartup ? { startup } : {}),
     ...(pinnedReport ? { pinned: pinnedReport } : {}),
     skipped,
-    targets: checkTargets(runs, scale, plugins),
+    targets: [...startupTargets(startup), ...checkTargets(runs, scale, plugins)],
     totalSeconds: (performance.now() - started) / 1000,
   };
   await writeResults(report);

@@ -1,5 +1,6 @@
 /** What one benchmark run produces, shared by the runner, the table, the targets and the chart. */
 import type { Bound } from './bound.ts';
+import type { StartupRun } from './startup.ts';
 import type { ToolName } from './tools.ts';
 import type { WorkloadId } from './workloads.ts';
 
@@ -160,6 +161,8 @@ export interface BenchReport {
   workloads: WorkloadInfo[];
   runs: ToolRun[];
   scale: ScaleRun | null;
+  /** W0: start-up, one image (unpinned and pinned runs). */
+  startup?: StartupRun[];
   /** W8 and W12. */
   plugins?: PluginRun[];
   /** The --pin pass: origin and tool on separate cores, several alternating rounds (absent without --pin). */
