@@ -251,7 +251,7 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
         taken.add(name.toLowerCase());
         const file = path.join(dir, name);
         try {
-          placeNoReplace(tmp, file);
+          await placeNoReplace(tmp, file);
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
           taken.delete(name.toLowerCase());
