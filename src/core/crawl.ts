@@ -54,6 +54,7 @@ export class Crawl {
     });
     config.useEventManager(new QuietEvents(config));
     this.queue = await RequestQueue.open(QUEUE, { config });
+    shrinkSeenCache(this.queue);
     const shardsAtOnce = Math.ceil((2 * this.concurrency) / SHARD);
     // Shards in progress at once: enough queued images to keep `concurrency` downloads busy across shard ends. A
     // plugin run also needs a slot per page in flight, `concurrency` of them from the first second: Crawlee's
@@ -163,3 +164,18 @@ function pageRequest(request: { url: string; uniqueKey: string; label?: string; 
  * throttles on them; the concurrency is the one the user set.
  */
 class QuietEvents extends EventManager {}
+
+/**
+ * Crawlee's queue keeps a "seen" cache of 1,000,000 slots per queue (two arrays: 16 MB of heap allocated at open, a
+ * third of a small run's live heap), only to skip asking its storage whether a request was added before. Our queue
+ * is the run store (crawlee-client.ts): shards are added once by their own code, pages are deduplicated by the store
+ * in the same transaction. So the cache is cut to a few thousand slots; when Crawlee's internals differ (another
+ * version), it is left alone.
+ */
+function shrinkSeenCache(queue: RequestQueue, slots = 4096): void {
+  const cache = (queue as unknown as { requestSeenCache?: { size?: unknown; clear?: unknown } }).requestSeenCache;
+  if (cache && typeof cache.size === 'number' && typeof cache.clear === 'function') {
+    cache.size = slots;
+    (cache.clear as () => void)();
+  }
+}
