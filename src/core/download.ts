@@ -393,6 +393,8 @@ async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (re
 
 /** What an attempt's failure says about its host's load (see KeyedLimiter). */
 function outcomeOf(error: DownloadError): Outcome {
+  // The proxy failed, not the host: nothing learnt about the host's load.
+  if (error.code === 'proxy') return 'neutral';
   if (error.status === 429 || error.status === 503) return 'rejected';
   if (error.code === 'timeout' || (error.code === 'network' && error.retryable)) return 'trouble';
   // The host answered (a 404, a body that is not an image, too large…): it is not under strain.
