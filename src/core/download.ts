@@ -5,11 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import { imageSize } from 'image-size';
 import { imageSizeFromFile } from 'image-size/fromFile';
-import { DownloadError, toDownloadError } from '../errors.ts';
+import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
 import { checkLiteralHost } from '../http/address.ts';
 import { header, type HttpClient, type HttpResponse } from '../http/client.ts';
 import { redact, Secrets } from '../http/credentials.ts';
-import type { KeyedLimiter, Outcome } from '../http/limits.ts';
+import { HostDown, type KeyedLimiter, type Outcome } from '../http/limits.ts';
 import type { CookieJar } from 'tough-cookie';
 import { normalizeUrl } from './urls.ts';
 import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
@@ -365,8 +365,16 @@ async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (re
   const host = url.host;
   // The host's slot first, then the run's: an image waiting for its host (paused, backing off, at its limit or
   // rate) holds none of the run's slots, so a slow or angry host never holds up the others.
-  const ticket = await ctx.hosts.acquire(host, ctx.signal);
+  let ticket: number;
+  try {
+    ticket = await ctx.hosts.acquire(host, ctx.signal);
+  } catch (error) {
+    // A host taken as down: this image fails now, with the code of the host's last failures, and is not retried.
+    if (error instanceof HostDown) throw new DownloadError(error.code as ReasonCode, error.message);
+    throw error;
+  }
   let outcome: Outcome = 'neutral';
+  let failure: DownloadError | undefined;
   const once = async (): Promise<T> => {
     if (ctx.signal.aborted) throw new Cancelled('stopped');
     const { signal, done } = attemptSignal(ctx.signal, ctx.settings.timeoutMs);
@@ -379,6 +387,7 @@ async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (re
       if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
       const e = signal.aborted ? new DownloadError('timeout', `No complete response within ${ctx.settings.timeoutMs / 1000} s`, { retryable: true, cause: error }) : toDownloadError(error);
       outcome = outcomeOf(e);
+      failure = e;
       throw e;
     } finally {
       done();
@@ -387,7 +396,9 @@ async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (re
   try {
     return await (ctx.slots ? ctx.slots(once) : once());
   } finally {
-    ctx.hosts.release(host, outcome, ticket);
+    // Any status is an answer (a 500 too); a timeout or a broken connection is not.
+    const answered = failure === undefined ? (outcome as Outcome) === 'good' : failure.status !== undefined;
+    ctx.hosts.release(host, outcome, ticket, failure?.code, answered);
   }
 }
 
