@@ -83,6 +83,11 @@ export interface FetchContext {
    * sent to that URL's origin only, never to another origin a redirect leads to. Set per image.
    */
   authorization?: string;
+  /**
+   * Checks each redirect hop before it is requested (plugin pages: the robots.txt of the hop's origin); throws a
+   * DownloadError (`robots_disallowed`) to refuse it. None: hops are not checked beyond scheme, count and address.
+   */
+  checkHop?: (url: URL) => Promise<void>;
   /** The run's passwords (in memory only), for stored URLs that carry `user:***@`; none when unset. */
   secrets?: Secrets;
   /**
@@ -471,6 +476,8 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
       if (seen.has(next.href) || hop + 1 > ctx.settings.maxRedirects) {
         throw new DownloadError('too_many_redirects', `Gave up after ${hop + 1} redirects (last: ${next.href.slice(0, 200)})`, { status: res.status });
       }
+      // A page redirected to a path its origin's robots.txt disallows is refused like the page itself would be.
+      if (ctx.checkHop) await untilAborted(ctx.checkHop(next), signal);
       url = next;
       continue;
     }
@@ -485,6 +492,25 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
     }
     return { res, finalUrl: url };
   }
+}
+
+/** `promise`, or the signal's reason as soon as `signal` aborts (the attempt's time limit, the run stopping). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
 }
 
 /** A response's Set-Cookie headers, into the run's jar (those it refuses, e.g. for another domain, are dropped). */
