@@ -1,5 +1,6 @@
 /** What one benchmark run produces, shared by the runner, the table, the targets and the chart. */
 import type { Bound } from './bound.ts';
+import type { PoliteRun } from './polite.ts';
 import type { ToolName } from './tools.ts';
 import type { WorkloadId } from './workloads.ts';
 
@@ -162,6 +163,8 @@ export interface BenchReport {
   scale: ScaleRun | null;
   /** W8 and W12. */
   plugins?: PluginRun[];
+  /** W9, politeness (bench/lib/polite.ts). */
+  polite?: PoliteRun[];
   /** The --pin pass: origin and tool on separate cores, several alternating rounds (absent without --pin). */
   pinned?: { rounds: number; runs: ToolRun[]; plugins: PluginRun[]; note?: string };
   skipped: Skipped[];
