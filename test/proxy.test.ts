@@ -9,6 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { createProxy } from 'proxy';
 import { spawnSync } from 'node:child_process';
+import https from 'node:https';
 import { BIN, listFiles, readJsonl, REPO_ROOT, runCli, runProcess, tmpDir } from './helpers/cli.ts';
 import { assertFolder, failureCodes } from './helpers/invariants.ts';
 import { startOrigin, type Origin, type RouteHandler } from './helpers/origin.ts';
@@ -348,4 +349,40 @@ test('on Bun (its fetch client) and Deno (npm undici): through a proxy with cred
     assert.deepEqual([...failureCodes(path.join(dir, 'dead')).values()], ['proxy'], name);
     assert.ok(!(good.stdout + good.stderr + allBytes(dir)).includes(password), name);
   }
+});
+
+test('an https URL goes through the proxy in a CONNECT tunnel (a self-signed origin trusted with NODE_EXTRA_CA_CERTS)', async (t) => {
+  const dir = tmpDir('imgdl-proxy-');
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { timeout: 30_000 });
+  if (made.status !== 0) {
+    t.skip('openssl is not installed (apt-get install openssl): no certificate for the https origin');
+    return;
+  }
+  const body = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000f3ff61ff0000000d49444154789c6360000002000005a0ff75ca0000000049454e44ae426082', 'hex');
+  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'image/png', 'content-length': body.length });
+    res.end(body);
+  });
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push({
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  });
+  const port = (server.address() as AddressInfo).port;
+  const proxy = await startProxy();
+  const urls = [`https://127.0.0.1:${port}/a.png`, `https://127.0.0.1:${port}/b.png`];
+  const { result, out } = await cli(dir, 'tls', ['get', list(dir, urls), '--retries', '0'], { HTTPS_PROXY: proxy.base, NODE_EXTRA_CA_CERTS: cert });
+  assert.equal(result.code, 0, result.stderr);
+  await assertFolder(out, urls);
+  assert.ok(proxy.seen.length >= 1 && proxy.seen.every((s) => s === `CONNECT 127.0.0.1:${port}`), JSON.stringify(proxy.seen));
 });
