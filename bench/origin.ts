@@ -3,6 +3,11 @@
  * workloads' sites (`lib/sites.ts`: the flags at /data/flags/<cc>/..., the gallery at /gallery/...).
  *
  *   node --import tsx bench/origin.ts --bytes 12288 [--latency 50] [--ports 50] [--delay 500-5000 --seed 12]
+ *                                     [--capacity 4 [--retry-after 1]]
+ *
+ * `--capacity N` makes a limiting host (W9): at most N image requests in flight (arrived, not yet answered in full);
+ * one beyond is answered 429 at once, with `Retry-After: S` when `--retry-after S` is given. `rejected` in the stats
+ * counts those 429s.
  *
  * `--delay MIN-MAX` (ms) delays every answer by a uniformly random time, drawn from `--seed` and the path alone
  * (so every tool meets the same delay for the same request); it replaces --latency.
@@ -44,6 +49,10 @@ interface OriginOptions {
   ports: number;
   /** Uniformly random delay per path, ms; null: none (then --latency applies). */
   delay: { minMs: number; maxMs: number; seed: number } | null;
+  /** Most image requests in flight; one beyond is answered 429. 0: no limit. */
+  capacity: number;
+  /** Retry-After (seconds) sent with those 429s; null: none. */
+  retryAfter: string | null;
 }
 
 /** One request (not /img/<i>.png): path, arrival (epoch ms), delay (ms), response written (epoch ms) or null, status. */
@@ -119,6 +128,8 @@ class Counter {
   images = 0;
   untracked = 0;
   imagesDone = 0;
+  /** Image requests answered 429 (--capacity). */
+  rejected = 0;
   /** Image requests of this generation arrived and not yet answered in full, and the most there were. */
   private inFlight = 0;
   private maxInFlight = 0;
@@ -178,6 +189,7 @@ class Counter {
     this.images = 0;
     this.untracked = 0;
     this.imagesDone = 0;
+    this.rejected = 0;
     this.inFlight = 0;
     this.maxInFlight = 0;
     this.perPath = new Uint8Array(1 << 16);
@@ -196,6 +208,7 @@ class Counter {
       imagesDone: this.imagesDone,
       maxInFlight: this.maxInFlight,
       untracked: this.untracked,
+      rejected: this.rejected,
       firstImageAt: this.firstImageAt,
       lastImageDoneAt: this.lastImageDoneAt,
       firstImageDoneAt: this.firstImageDoneAt,
@@ -232,6 +245,8 @@ function readOptions(): OriginOptions {
       ports: { type: 'string', default: '1' },
       delay: { type: 'string' },
       seed: { type: 'string', default: '1' },
+      capacity: { type: 'string', default: '0' },
+      'retry-after': { type: 'string' },
     },
   });
   let delay: OriginOptions['delay'] = null;
@@ -242,7 +257,14 @@ function readOptions(): OriginOptions {
     }
     delay = { minMs: minMs!, maxMs: maxMs!, seed: Number(values.seed) };
   }
-  return { bytes: Number(values.bytes), latencyMs: Number(values.latency), ports: Number(values.ports), delay };
+  return {
+    bytes: Number(values.bytes),
+    latencyMs: Number(values.latency),
+    ports: Number(values.ports),
+    delay,
+    capacity: Number(values.capacity),
+    retryAfter: values['retry-after'] ?? null,
+  };
 }
 
 function stats(counter: Counter, activity: Activity, url: string, res: ServerResponse): void {
@@ -259,6 +281,8 @@ function stats(counter: Counter, activity: Activity, url: string, res: ServerRes
 function handler(image: Buffer, options: OriginOptions, counter: Counter, activity: Activity) {
   const headers = { 'content-type': 'image/png', 'content-length': String(image.length) };
   const sites = new Sites();
+  // --capacity: image requests arrived and not yet over (answered in full or aborted).
+  let imagesInFlight = 0;
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '';
     if (req.method === 'GET' && (url === STATS_PATH || url.startsWith(`${STATS_PATH}?`))) {
@@ -279,6 +303,15 @@ function handler(image: Buffer, options: OriginOptions, counter: Counter, activi
       return;
     }
     const match = IMAGE_PATH.exec(path);
+    if (match && options.capacity > 0) {
+      if (imagesInFlight >= options.capacity) {
+        counter.rejected++;
+        res.writeHead(429, { 'content-type': 'text/plain', ...(options.retryAfter === null ? {} : { 'retry-after': options.retryAfter }) }).end('slow down\n');
+        return;
+      }
+      imagesInFlight++;
+      res.once('close', () => imagesInFlight--);
+    }
     const site = match ? null : sites.answer(path);
     if (!match && !site) {
       logged(activity, path, waitMs, res, 404);

@@ -2,6 +2,7 @@
  * imgdl's benchmark: imgdl and its peers on a local origin, one table, one JSON, one SVG.
  *
  *   node --import tsx bench/run.ts [--quick] [--only W1,W2] [--tools imgdl,undici-loop,...] [--pin [--repeat N]]
+ *   (W9, politeness: bench/lib/polite.ts)
  *
  * Self-contained and bounded: every tool run has a timeout, the origins and temp dirs are
  * removed at the end, on an error and on Ctrl-C. `bash bench/setup.sh` installs the peers.
@@ -27,6 +28,7 @@ import {
   type PluginWorkloadId,
 } from './lib/plugins.ts';
 import type { BenchReport, PluginRun, ScaleRun, Skipped, ToolRun } from './lib/results.ts';
+import { politeTable, POLITE_TOOL_NAMES, runPolite } from './lib/polite.ts';
 import { runScale } from './lib/scale.ts';
 import { runStartup, startupTable, startupTargets, type StartupRun } from './lib/startup.ts';
 import { budgetVeto, planJobs, type Job } from './lib/schedule.ts';
@@ -53,7 +55,7 @@ const resultsDir = join(benchDir, 'results');
 
 interface Options {
   quick: boolean;
-  only: (WorkloadId | PluginWorkloadId | 'W0')[];
+  only: (WorkloadId | PluginWorkloadId | 'W0' | 'W9')[];
   tools: string[];
   pin: boolean;
   /** Rounds of the pinned pass; null: the default (quick 3, full 5; W12 at most 2 / 3). */
@@ -72,7 +74,8 @@ const USAGE = `Usage: node --import tsx bench/run.ts [--quick] [--only W1,W2,...
                  W6 W1 ×10 (imgdl only: does the CPU cost per image grow with the run?),
                  W7 latency ×512 (W2 at concurrency 512 instead of ${CONCURRENCY}),
                  W8 flags plugin (194 countries) against an asyncio script,
-                 W12 flags and gallery plugins on an origin delaying each answer 0.5-5 s, against the concurrency bound
+                 W12 flags and gallery plugins on an origin delaying each answer 0.5-5 s, against the concurrency bound,
+                 W9 a limiting host (4 in flight, 429 beyond) and a fast host, 1,000 images each (imgdl, undici loop, aiohttp)
   --tools LIST   ${[...new Set([...TOOL_NAMES, ...PLUGIN_TOOL_NAMES])].join(', ')}
   --pin          then run again with the origin on one core and the tool on the other (taskset), in alternating
                  rounds, and print a second table: median (min-max) of each figure
@@ -105,10 +108,10 @@ function readOptions(): Options {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const ids: string[] = ['W0', ...workloads(false).map((w) => w.id), ...PLUGIN_WORKLOAD_IDS];
+  const ids: string[] = ['W0', ...workloads(false).map((w) => w.id), ...PLUGIN_WORKLOAD_IDS, 'W9'];
   const only = values.only ? values.only.split(',').map((s) => s.trim().toUpperCase()) : ids;
   for (const id of only) if (!ids.includes(id)) fail(`unknown workload ${id} (expected ${ids.join(', ')})`);
-  const names: string[] = [...new Set([...TOOL_NAMES, ...PLUGIN_TOOL_NAMES])];
+  const names: string[] = [...new Set([...TOOL_NAMES, ...PLUGIN_TOOL_NAMES, ...POLITE_TOOL_NAMES])];
   const tools = values.tools ? values.tools.split(',').map((s) => s.trim()) : names;
   for (const t of tools) if (!names.includes(t)) fail(`unknown tool ${t} (expected ${names.join(', ')})`);
   const repeat = values.repeat === undefined ? null : Number(values.repeat);
@@ -116,7 +119,7 @@ function readOptions(): Options {
   if (repeat !== null && !values.pin) fail('--repeat goes with --pin');
   return {
     quick: values.quick ?? false,
-    only: only as (WorkloadId | PluginWorkloadId | 'W0')[],
+    only: only as (WorkloadId | PluginWorkloadId | 'W0' | 'W9')[],
     tools,
     pin: values.pin ?? false,
     repeat,
@@ -417,6 +420,7 @@ function printReport(report: BenchReport): void {
     if (timelines) out.push('W12 at the origin, second by second:', timelines);
     out.push('');
   }
+  if (report.polite && report.polite.length > 0) out.push(politeTable(report.polite), '');
   if (report.pinned) {
     const { rounds, runs, plugins: pinnedPlugins, note } = report.pinned;
     if (note) out.push(`Pinned pass skipped: ${note}`, '');
@@ -477,6 +481,13 @@ async function main(): Promise<void> {
   const jobs = planJobs(selected, available, options.quick);
   const { runs, scale } = await runJobs(plan, jobs, started);
   const plugins = await runPluginJobs(plan, selectedPlugins);
+  let polite: BenchReport['polite'];
+  if (options.only.includes('W9')) {
+    // Alternating rounds, medians: quick 1 round, full 3 (each tool's run is well under a minute).
+    const w9 = await runPolite({ repoRoot, benchDir, tmp, rounds: options.quick ? 1 : 3, tools: options.tools, progress: (line) => process.stdout.write(`${line}\n`) });
+    polite = w9.runs;
+    skipped.push(...w9.skipped);
+  }
   let pinnedReport: BenchReport['pinned'];
   if (options.pin) {
     const cpus = await pinning();
@@ -519,6 +530,7 @@ async function main(): Promise<void> {
     scale,
     ...(selectedPlugins.length > 0 ? { plugins } : {}),
     ...(wantStartup ? { startup } : {}),
+    ...(polite ? { polite } : {}),
     ...(pinnedReport ? { pinned: pinnedReport } : {}),
     skipped,
     targets: [...startupTargets(startup), ...checkTargets(runs, scale, plugins)],

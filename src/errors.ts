@@ -16,6 +16,7 @@ export const REASON_CODES = {
   bad_name: 'The name asked for (by a plugin) cannot be made safe.',
   plugin_error: 'A plugin handler threw or returned bad data for this page.',
   credentials_missing: 'The URL had a password, which imgdl never stores; give the list or URL again to fetch it.',
+  proxy: 'The proxy could not be reached, asked for credentials (407) or refused them, or refused a tunnel (see `status`).',
   private_address: 'The host resolves to a loopback, private or otherwise non-public address and --block-private is on.',
   robots_disallowed: "The site's robots.txt disallows this plugin page for our user agent, or could not be fetched (5xx, 429, unreachable). Not retried.",
   opted_out: 'The image carries an X-Robots-Tag opting it out (noai, noimageai, none by default); nothing was saved. Not retried.',

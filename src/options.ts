@@ -2,6 +2,7 @@ import bytes from 'bytes';
 import { UsageError } from './errors.ts';
 import { DEFAULTS, type EngineOptions } from './core/types.ts';
 import { loadCookieJar, requestHeaders } from './http/headers.ts';
+import { proxySettings, type ProxyOption } from './http/proxy.ts';
 
 /**
  * Options a user sets (CLI flags or library calls); times in seconds, sizes in bytes or with units ("20MB").
@@ -71,6 +72,15 @@ export interface DownloadOptions {
    * rest of the run, in memory only (the file is never written).
    */
   cookies?: string;
+  /**
+   * A proxy for every request (`'http://proxy.example:3128'`, `'http://user:password@proxy.example:3128'`), or one
+   * per scheme and the hosts that bypass them: `{ http, https, noProxy: 'localhost,.internal.example' }` (NO_PROXY's
+   * syntax; `'*'` bypasses every host). http:// and https:// proxies; http URLs are sent to the proxy as
+   * absolute-URI requests, https URLs through a CONNECT tunnel. The library reads no environment variable: the CLI
+   * passes `$HTTP_PROXY`, `$HTTPS_PROXY` and `$NO_PROXY` here. The proxy's password is never stored or shown.
+   * @example { proxy: 'http://127.0.0.1:3128' }
+   */
+  proxy?: ProxyOption;
 }
 
 /** An integer option ≥ `min` (a string of digits is accepted, as the CLI passes it); a UsageError naming it otherwise. */
@@ -121,7 +131,7 @@ function size(name: string, value: unknown): number {
   return parsed;
 }
 
-const KNOWN = new Set(['concurrency', 'perHost', 'rate', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork', 'ignoreOptOut', 'optOutDirectives', 'headers', 'referer', 'locationTrusted', 'cookies']);
+const KNOWN = new Set(['concurrency', 'perHost', 'rate', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork', 'ignoreOptOut', 'optOutDirectives', 'headers', 'referer', 'locationTrusted', 'cookies', 'proxy']);
 
 /** Validates user options up front (before any network work) and fills in defaults. */
 export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
@@ -167,6 +177,7 @@ export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
     if (typeof options.cookies !== 'string' || options.cookies === '') throw new UsageError(`Expected \`cookies\` to be the path of a cookies.txt file, got ${JSON.stringify(options.cookies)}`);
     o.cookieJar = loadCookieJar(options.cookies);
   }
+  if (given('proxy')) o.proxy = proxySettings('proxy', options.proxy);
   // A stall can never be allowed longer than the whole attempt.
   o.stallTimeoutMs = Math.min(o.stallTimeoutMs, o.timeoutMs);
   return o;

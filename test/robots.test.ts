@@ -238,3 +238,29 @@ test('X-Robots-Tag parsing and option validation', async () => {
   await assert.rejects(get({ ...args, optOutDirectives: 'no ai' }), /Expected `optOutDirectives` to be a list/);
   await assert.rejects(runPlugin(gallery, { options: { urls: [o.url('/g/1')] }, ignoreRobots: 1 as unknown as boolean, out: args.out, storage: args.storage }), /Expected `ignoreRobots` to be a boolean/);
 });
+
+test('robots.txt on redirect hops: a page redirected to a path the target origin disallows fails robots_disallowed, the hop never requested', async () => {
+  const from = await site(text(200, 'User-agent: *\nDisallow:\n'));
+  const to = await site(text(200, ROBOTS));
+  const redirect = (location: string): RouteHandler => (_req, res) => {
+    res.writeHead(302, { location });
+    res.end();
+  };
+  // Across origins, within one origin, and to an allowed path across origins (saved).
+  from.route('/go/away', redirect(to.url('/private/2')));
+  to.route('/go/here', redirect('/private/2'));
+  from.route('/go/fine', redirect(to.url('/g/other')));
+  const { result, files, failures } = await cli('hops', ['run', 'gallery', from.url('/go/away'), to.url('/go/here'), from.url('/go/fine'), '--max-depth', '0']);
+  assert.equal(result.code, 1, result.stderr);
+  assert.equal(to.count('/private'), 0, 'the disallowed hop is never requested');
+  assert.equal(to.count('/robots.txt'), 1);
+  assert.equal(from.count('/robots.txt'), 1);
+  assert.equal(to.count('/g/other'), 1);
+  assert.deepEqual(files.filter((f) => f.endsWith('.png')), ['other.png']);
+  assert.deepEqual(failures.map((f) => [f.url, f.code, f.page]).sort(), [[from.url('/go/away'), 'robots_disallowed', true], [to.url('/go/here'), 'robots_disallowed', true]].sort());
+  for (const f of failures) assert.match(f.message, /robots\.txt disallows \/private\/2 for imgdl/);
+  // --ignore-robots follows them.
+  const ignored = await cli('hops-ignored', ['run', 'gallery', from.url('/go/away'), '--ignore-robots', '--max-depth', '0']);
+  assert.equal(ignored.result.code, 0, ignored.result.stderr);
+  assert.equal(to.count('/private/2'), 1);
+});

@@ -1,6 +1,7 @@
 /** What one benchmark run produces, shared by the runner, the table, the targets and the chart. */
 import type { Bound } from './bound.ts';
 import type { StartupRun } from './startup.ts';
+import type { PoliteRun } from './polite.ts';
 import type { ToolName } from './tools.ts';
 import type { WorkloadId } from './workloads.ts';
 
@@ -165,6 +166,8 @@ export interface BenchReport {
   startup?: StartupRun[];
   /** W8 and W12. */
   plugins?: PluginRun[];
+  /** W9, politeness (bench/lib/polite.ts). */
+  polite?: PoliteRun[];
   /** The --pin pass: origin and tool on separate cores, several alternating rounds (absent without --pin). */
   pinned?: { rounds: number; runs: ToolRun[]; plugins: PluginRun[]; note?: string };
   skipped: Skipped[];

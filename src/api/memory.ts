@@ -132,7 +132,7 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
     this.options = resolveOptions(download);
     this.onProgress = onProgress;
     this.http = createHttpClient(runClientOptions(this.options, httpOption(http)));
-    this.hosts = new KeyedLimiter(this.options.perHost, { rate: this.options.rate });
+    this.hosts = new KeyedLimiter(this.options.perHost, { rate: this.options.rate, downAfterMs: this.options.timeoutMs });
     this.limit = pLimit(this.options.concurrency);
     setMaxListeners(0, this.closing.signal);
     if (signal) {

@@ -1,6 +1,7 @@
 // Helpers shared by the CLI commands.
 import { httpClientKind, type HttpClientKind } from '../http/client.ts';
 import { redactArgs } from '../http/credentials.ts';
+import { proxySettings, type ProxyOption } from '../http/proxy.ts';
 import type { Summary } from '../core/engine.ts';
 
 /**
@@ -22,6 +23,33 @@ export function envStorage(env: NodeJS.ProcessEnv = process.env): string | undef
 export function envHttp(env: NodeJS.ProcessEnv = process.env): HttpClientKind | undefined {
   const wanted = env['IMGDL_HTTP'];
   return wanted === undefined ? undefined : httpClientKind(wanted, 'IMGDL_HTTP=undici');
+}
+
+/**
+ * The `proxy` option from --proxy / --noproxy and the environment, as curl and most tools read it: `$http_proxy`
+ * for http URLs, `$https_proxy` for https URLs (each also in upper case; the lower-case one wins when both are set; an empty one counts as unset),
+ * `$no_proxy` / `$NO_PROXY` for the hosts that go direct. `--proxy URL` replaces both proxies (`--proxy ''`: none),
+ * `--noproxy LIST` the bypass list (`'*'`: every host). An unusable value is a UsageError naming the variable.
+ * `$ALL_PROXY` is not read (it is mostly socks5://, which imgdl does not speak).
+ */
+export function envProxy(flags: { proxy?: string; noproxy?: string }, env: NodeJS.ProcessEnv = process.env): ProxyOption | undefined {
+  const read = (lower: string): [string, string | undefined] => {
+    const upper = lower.toUpperCase();
+    // An empty variable counts as unset.
+    return env[lower] ? [`$${lower}`, env[lower]] : [`$${upper}`, env[upper] || undefined];
+  };
+  const [httpName, httpEnv] = read('http_proxy');
+  const [httpsName, httpsEnv] = read('https_proxy');
+  const [, noEnv] = read('no_proxy');
+  // Checked here, so that a bad value names the variable it came from (--proxy's are checked by the library).
+  if (flags.proxy === undefined) {
+    proxySettings(httpName, httpEnv);
+    proxySettings(httpsName, httpsEnv);
+  }
+  const http = flags.proxy ?? httpEnv;
+  const https = flags.proxy ?? httpsEnv;
+  if (!http && !https) return undefined;
+  return { http: http || false, https: https || false, noProxy: flags.noproxy ?? noEnv ?? '' };
 }
 
 /** `IMGDL_DEBUG` (any non-empty value) shows plugins' `ctx.log.debug` lines. */

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { get } from '../get.ts';
-import { commandLine, envHttp, envStorage, exitStatus, note, onSignals } from './common.ts';
+import { commandLine, envHttp, envProxy, envStorage, exitStatus, note, onSignals } from './common.ts';
 import { asFlags, commandHelp, libraryOptions, parseArgsOptions } from './options.ts';
 import { formatSummary, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
@@ -95,6 +95,7 @@ async function cmdGet(args: string[]): Promise<number> {
       ...flags,
       storage: flags.storage ?? envStorage(),
       http: envHttp(),
+      proxy: envProxy({ proxy: flags.proxy, noproxy: values['noproxy'] as string | undefined }),
       inputs: positionals,
       signal: stop.signal,
       command: ['get', ...args],

@@ -77,6 +77,11 @@ export const CLI_OPTIONS = [
     help: 'cookies.txt (Netscape format, as curl and yt-dlp read): each request and redirect gets those matching its host',
   },
   {
+    flag: 'proxy', type: 'string', arg: 'URL', key: 'proxy', commands: ['get', 'run'],
+    help: "proxy for every request, http://[user:password@]host:port (default: $http_proxy / $https_proxy; '' for none)",
+  },
+  { flag: 'noproxy', type: 'string', arg: 'LIST', commands: ['get', 'run'], help: "hosts that bypass the proxy, e.g. localhost,.example.com; '*' for all (default: $no_proxy)" },
+  {
     flag: 'block-private', type: 'boolean', key: 'blockPrivateNetwork', commands: ['get', 'run'],
     help: 'refuse hosts that are or resolve to loopback, private or other non-public addresses',
   },

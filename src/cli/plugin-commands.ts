@@ -7,7 +7,7 @@ import { builtinNames, listPlugins, loadPlugin, packageType, PLUGINS_DIR, REPO_R
 import { flagName, optionsHelp, positionalOption } from '../plugin/options.ts';
 import { runPlugin, stderrLog } from '../plugin/run.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues } from '../plugin/types.ts';
-import { commandLine, envDebug, envHttp, envStorage, exitStatus, note, onSignals } from './common.ts';
+import { commandLine, envDebug, envHttp, envProxy, envStorage, exitStatus, note, onSignals } from './common.ts';
 import { commandHelp, libraryOptions, parseArgsOptions } from './options.ts';
 import { formatSummary, showProgress } from './progress.ts';
 
@@ -90,6 +90,7 @@ export async function cmdRun(args: string[]): Promise<number> {
       ...flags,
       storage: flags.storage ?? envStorage(),
       http: envHttp(),
+      proxy: envProxy({ proxy: flags.proxy, noproxy: values['noproxy'] as string | undefined }),
       options: options as Partial<OptionValues<OptionSpecs>>,
       signal: stop.signal,
       command: ['run', ...args],

@@ -5,11 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import { imageSize } from 'image-size';
 import { imageSizeFromFile } from 'image-size/fromFile';
-import { DownloadError, toDownloadError } from '../errors.ts';
+import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
 import { checkLiteralHost } from '../http/address.ts';
 import { header, type HttpClient, type HttpResponse } from '../http/client.ts';
 import { redact, Secrets } from '../http/credentials.ts';
-import type { KeyedLimiter, Outcome } from '../http/limits.ts';
+import { HostDown, type KeyedLimiter, type Outcome } from '../http/limits.ts';
 import type { CookieJar } from 'tough-cookie';
 import { normalizeUrl } from './urls.ts';
 import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
@@ -83,6 +83,11 @@ export interface FetchContext {
    * sent to that URL's origin only, never to another origin a redirect leads to. Set per image.
    */
   authorization?: string;
+  /**
+   * Checks each redirect hop before it is requested (plugin pages: the robots.txt of the hop's origin); throws a
+   * DownloadError (`robots_disallowed`) to refuse it. None: hops are not checked beyond scheme, count and address.
+   */
+  checkHop?: (url: URL) => Promise<void>;
   /** The run's passwords (in memory only), for stored URLs that carry `user:***@`; none when unset. */
   secrets?: Secrets;
   /**
@@ -365,8 +370,16 @@ async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (re
   const host = url.host;
   // The host's slot first, then the run's: an image waiting for its host (paused, backing off, at its limit or
   // rate) holds none of the run's slots, so a slow or angry host never holds up the others.
-  const ticket = await ctx.hosts.acquire(host, ctx.signal);
+  let ticket: number;
+  try {
+    ticket = await ctx.hosts.acquire(host, ctx.signal);
+  } catch (error) {
+    // A host taken as down: this image fails now, with the code of the host's last failures, and is not retried.
+    if (error instanceof HostDown) throw new DownloadError(error.code as ReasonCode, error.message);
+    throw error;
+  }
   let outcome: Outcome = 'neutral';
+  let failure: DownloadError | undefined;
   const once = async (): Promise<T> => {
     if (ctx.signal.aborted) throw new Cancelled('stopped');
     const { signal, done } = attemptSignal(ctx.signal, ctx.settings.timeoutMs);
@@ -379,6 +392,7 @@ async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (re
       if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
       const e = signal.aborted ? new DownloadError('timeout', `No complete response within ${ctx.settings.timeoutMs / 1000} s`, { retryable: true, cause: error }) : toDownloadError(error);
       outcome = outcomeOf(e);
+      failure = e;
       throw e;
     } finally {
       done();
@@ -387,12 +401,16 @@ async function attempt<T>(url: URL, ctx: FetchContext, accept: string, read: (re
   try {
     return await (ctx.slots ? ctx.slots(once) : once());
   } finally {
-    ctx.hosts.release(host, outcome, ticket);
+    // Any status is an answer (a 500 too); a timeout or a broken connection is not.
+    const answered = failure === undefined ? (outcome as Outcome) === 'good' : failure.status !== undefined;
+    ctx.hosts.release(host, outcome, ticket, failure?.code, answered);
   }
 }
 
 /** What an attempt's failure says about its host's load (see KeyedLimiter). */
 function outcomeOf(error: DownloadError): Outcome {
+  // The proxy failed, not the host: nothing learnt about the host's load.
+  if (error.code === 'proxy') return 'neutral';
   if (error.status === 429 || error.status === 503) return 'rejected';
   if (error.code === 'timeout' || (error.code === 'network' && error.retryable)) return 'trouble';
   // The host answered (a 404, a body that is not an image, too large…): it is not under strain.
@@ -458,6 +476,8 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
       if (seen.has(next.href) || hop + 1 > ctx.settings.maxRedirects) {
         throw new DownloadError('too_many_redirects', `Gave up after ${hop + 1} redirects (last: ${next.href.slice(0, 200)})`, { status: res.status });
       }
+      // A page redirected to a path its origin's robots.txt disallows is refused like the page itself would be.
+      if (ctx.checkHop) await untilAborted(ctx.checkHop(next), signal);
       url = next;
       continue;
     }
@@ -472,6 +492,25 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
     }
     return { res, finalUrl: url };
   }
+}
+
+/** `promise`, or the signal's reason as soon as `signal` aborts (the attempt's time limit, the run stopping). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
 }
 
 /** A response's Set-Cookie headers, into the run's jar (those it refuses, e.g. for another domain, are dropped). */

@@ -54,7 +54,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     private readonly release: () => void,
   ) {
     super();
-    this.hosts = new KeyedLimiter(spec.options.perHost, { rate: spec.options.rate });
+    this.hosts = new KeyedLimiter(spec.options.perHost, { rate: spec.options.rate, downAfterMs: spec.options.timeoutMs });
     this.http = spec.http ?? createHttpClient(runClientOptions(spec.options, spec.httpKind));
     this.metadata = new MetadataLog(path.join(spec.outDir, METADATA_FILE), store, (error, file) => this.stopIfDiskFull(error, file));
     this.crawl = new Crawl(store, spec.options.concurrency, {

@@ -34,7 +34,9 @@ export class PageLane {
     /** Check each page against its site's robots.txt (not with --ignore-robots). */
     respectRobots = true,
   ) {
-    this.robots = respectRobots ? new RobotsRules((url) => fetchRobotsTxt(url, this.fetch), userAgentToken(fetch.settings.userAgent)) : undefined;
+    // robots.txt is fetched outside the run's --concurrency slots: a page's redirect hop may need another origin's
+    // while its own attempt holds a slot, and every slot could be held so. (One fetch per origin: few requests.)
+    this.robots = respectRobots ? new RobotsRules((url) => fetchRobotsTxt(url, { ...this.fetch, slots: undefined }), userAgentToken(fetch.settings.userAgent)) : undefined;
   }
 
   /** Queues pages at `depth` (0: start pages); already-seen keys are ignored, pages past a limit are counted. */
@@ -68,9 +70,12 @@ export class PageLane {
   /** Fetches a page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
   async fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page> {
     // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
-    const { url: sent, ctx } = withCredentials(normalizeUrl(url), headers ? { ...this.fetch, headers } : this.fetch);
-    // A disallowed page is never requested (robots_disallowed, not retried). The run's slot is taken per attempt.
-    await this.robots?.check(sent);
+    const robots = this.robots;
+    const base: FetchContext = robots ? { ...this.fetch, checkHop: (hop) => robots.check(hop), ...(headers ? { headers } : {}) } : headers ? { ...this.fetch, headers } : this.fetch;
+    const { url: sent, ctx } = withCredentials(normalizeUrl(url), base);
+    // A disallowed page is never requested (robots_disallowed, not retried), nor is a redirect hop to a disallowed
+    // path (checkHop). The run's slot is taken per attempt.
+    await robots?.check(sent);
     return fetchPage(sent.href, ctx);
   }
 

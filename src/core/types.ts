@@ -2,6 +2,7 @@
 // them without importing the engine.
 import type { ReasonCode } from '../errors.ts';
 import type { HttpClient, HttpClientKind } from '../http/client.ts';
+import type { ProxySettings } from '../http/proxy.ts';
 import type { DiskStop } from '../storage/disk.ts';
 import type { DownloadSettings, ImageRecord, Page } from './download.ts';
 import { OPT_OUT_DIRECTIVES } from './robots.ts';
@@ -17,6 +18,8 @@ export interface EngineOptions extends DownloadSettings {
   stallTimeoutMs: number;
   /** Plugin runs: fetch pages whatever the sites' robots.txt says. */
   ignoreRobots: boolean;
+  /** Proxies for http and https URLs, and the hosts that bypass them; undefined: none. */
+  proxy?: ProxySettings;
 }
 
 export const DEFAULTS: EngineOptions = {

@@ -70,19 +70,22 @@ export function guardedLookup(hostname: string, options: dns.LookupOptions | num
 }
 
 /**
- * Resolves `url`'s host and refuses it when no address is public; for clients that cannot hook the lookup of
- * their own connections (fetch). Throws DownloadError `private_address`.
+ * Resolves `url`'s host and refuses it when any address is non-public; for requests whose connection imgdl cannot
+ * hook: the fetch client's, and those through a proxy (the proxy connects). A name that does not resolve is let
+ * through (the request fails with the runtime's own DNS error), unless `strict`: then it is refused too, since a
+ * proxy may resolve it where imgdl cannot (an internal name). Throws DownloadError `private_address`.
  */
-export async function checkResolvedHost(url: URL): Promise<void> {
+export async function checkResolvedHost(url: URL, { strict = false }: { strict?: boolean } = {}): Promise<void> {
   checkLiteralHost(url);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   if (net.isIP(host) !== 0) return;
   let addresses: dns.LookupAddress[];
   try {
     addresses = await dns.promises.lookup(host, { all: true });
-  } catch {
-    // Not resolvable: the request itself fails with the runtime's own DNS error.
-    return;
+  } catch (error) {
+    if (!strict) return;
+    const code = (error as NodeJS.ErrnoException).code ?? 'unresolved';
+    throw new DownloadError('private_address', `${host} does not resolve here (${code}), so it cannot be checked before the proxy connects to it, and --block-private is on`);
   }
   const refused = addresses.find((a) => nonPublicRange(a.address) !== undefined);
   if (refused) throw privateAddressError(host, refused.address, nonPublicRange(refused.address)!);

@@ -1,8 +1,9 @@
 import * as undici from 'undici';
 import { UsageError } from '../errors.ts';
 import { runtime, runtimeVersion } from '../runtime.ts';
-import { guardedLookup } from './address.ts';
+import { checkResolvedHost, guardedLookup } from './address.ts';
 import { createFetchClient } from './fetch-client.ts';
+import { proxyError, proxyFor, type Proxy, type ProxySettings } from './proxy.ts';
 
 type Undici = typeof undici;
 
@@ -36,6 +37,8 @@ export interface HttpClientOptions {
   blockPrivateNetwork?: boolean;
   /** Which client; default: httpClientKind()'s pick for this runtime. */
   kind?: HttpClientKind;
+  /** Proxies (see src/http/proxy.ts); none: every request goes direct. */
+  proxy?: ProxySettings;
 }
 
 /** Which HTTP client a run uses: `undici` (an Agent with a keep-alive pool) or `fetch` (the runtime's own). */
@@ -76,7 +79,7 @@ export function httpOption(value: unknown): HttpClientKind | undefined {
 
 /** The client options of a run with these (resolved) engine options, as the engine sets them. */
 export function runClientOptions(
-  options: { perHost: number; connectTimeoutMs: number; stallTimeoutMs: number; blockPrivateNetwork: boolean },
+  options: { perHost: number; connectTimeoutMs: number; stallTimeoutMs: number; blockPrivateNetwork: boolean; proxy?: ProxySettings },
   kind?: HttpClientKind,
 ): HttpClientOptions {
   return {
@@ -85,25 +88,62 @@ export function runClientOptions(
     stallTimeoutMs: options.stallTimeoutMs,
     blockPrivateNetwork: options.blockPrivateNetwork,
     kind,
+    proxy: options.proxy,
   };
 }
 
-/** undici with keep-alive connection reuse; one Agent for the whole run. */
-function undiciClient({ Agent, request }: Undici, options: HttpClientOptions): HttpClient {
-  const agent = new Agent({
-    connections: options.connectionsPerHost,
+/** undici with keep-alive connection reuse; one Agent for the whole run (and one ProxyAgent per proxy). */
+function undiciClient({ Agent, Pool, ProxyAgent, request }: Undici, options: HttpClientOptions): HttpClient {
+  const pool = {
     pipelining: 1,
     keepAliveTimeout: 10_000,
     keepAliveMaxTimeout: 60_000,
     headersTimeout: options.stallTimeoutMs,
     bodyTimeout: options.stallTimeoutMs,
+  };
+  const agent = new Agent({
+    connections: options.connectionsPerHost,
+    ...pool,
     // With blockPrivateNetwork, the lookup of every connection drops non-public addresses: the address checked is
     // the address connected to. (Literal IP hosts are never looked up: follow() checks those before each hop.)
     connect: { timeout: options.connectTimeoutMs, ...(options.blockPrivateNetwork ? { lookup: guardedLookup } : {}) },
   });
+  // One dispatcher per proxy (http and https URLs may share one). http URLs are sent to the proxy as absolute-URI
+  // requests (`GET http://host/x.png`), as curl does, not tunnelled: proxies such as Squid refuse CONNECT to port 80
+  // by default. https URLs go through a CONNECT tunnel. The proxy's pools get the run's stall limits (undici's
+  // default factory would not), and the connection to the proxy its connect timeout.
+  const proxies = new Map<Proxy, undici.Dispatcher>();
+  const dispatchers: undici.Dispatcher[] = [agent];
+  for (const proxy of [options.proxy?.http, options.proxy?.https]) {
+    if (proxy === undefined || proxies.has(proxy)) continue;
+    const same = [...proxies.keys()].find((p) => p.origin === proxy.origin && p.authorization === proxy.authorization);
+    const dispatcher = same
+      ? proxies.get(same)!
+      : new ProxyAgent({
+          uri: proxy.origin,
+          ...(proxy.authorization === undefined ? {} : { token: proxy.authorization }),
+          proxyTunnel: false,
+          connections: options.connectionsPerHost,
+          ...pool,
+          proxyTls: { timeout: options.connectTimeoutMs },
+          factory: (origin: string | URL, opts: object) => new Pool(origin, { ...pool, ...opts }),
+        });
+    if (!same) dispatchers.push(dispatcher);
+    proxies.set(proxy, dispatcher);
+  }
   return {
     async get(url, { signal, headers }) {
-      const res = await request(url, { method: 'GET', dispatcher: agent, signal, headers });
+      const proxy = proxyFor(options.proxy, url);
+      // Through a proxy, the proxy resolves the name and connects, so the address cannot be checked at connect time:
+      // the name is resolved here and refused unless every address is public, and a name that does not resolve here
+      // is refused too (the proxy might resolve it to an internal address). See checkResolvedHost.
+      if (proxy !== undefined && options.blockPrivateNetwork) await checkResolvedHost(url, { strict: true });
+      let res: undici.Dispatcher.ResponseData;
+      try {
+        res = await request(url, { method: 'GET', dispatcher: proxy === undefined ? agent : proxies.get(proxy)!, signal, headers });
+      } catch (error) {
+        throw proxy === undefined || signal.aborted ? error : (proxyError(error, proxy, url) ?? error);
+      }
       return {
         status: res.statusCode,
         headers: res.headers as Record<string, string | string[] | undefined>,
@@ -118,7 +158,7 @@ function undiciClient({ Agent, request }: Undici, options: HttpClientOptions): H
       };
     },
     async close() {
-      await agent.destroy();
+      await Promise.all(dispatchers.map((d) => d.destroy()));
     },
   };
 }

@@ -1,6 +1,8 @@
-import { DownloadError } from '../errors.ts';
+import { DownloadError, UsageError } from '../errors.ts';
+import { runtime } from '../runtime.ts';
 import { checkResolvedHost } from './address.ts';
 import type { HttpClient, HttpClientOptions, HttpResponse } from './client.ts';
+import { proxyError, proxyFor } from './proxy.ts';
 
 /** Body bytes read (at most) to let a connection be reused when a body is discarded; past this it is cancelled. */
 const DUMP_LIMIT = 64 * 1024;
@@ -32,6 +34,8 @@ export interface FetchClientOptions extends HttpClientOptions {
  */
 export function createFetchClient(options: FetchClientOptions): HttpClient {
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  // Bun's fetch takes a `proxy` per request; Node's and Deno's do not (there the undici client is used).
+  if (options.proxy !== undefined && runtime !== 'bun') throw new UsageError(`A proxy needs the undici HTTP client on ${runtime} (not http: 'fetch' / IMGDL_HTTP=fetch)`);
   const stallMs = options.stallTimeoutMs;
   const origins = new Origins();
   // Requests in flight, so that close() can abort them.
@@ -43,7 +47,8 @@ export function createFetchClient(options: FetchClientOptions): HttpClient {
       // fetch cannot be given a lookup, so the host is resolved and checked here, before each hop. This leaves a
       // DNS-rebinding window: fetch resolves the name again, and a hostile DNS server may answer differently then.
       // (The undici client has none: it checks the very addresses it connects to.)
-      if (options.blockPrivateNetwork) await checkResolvedHost(url);
+      const proxy = proxyFor(options.proxy, url);
+      if (options.blockPrivateNetwork) await checkResolvedHost(url, { strict: proxy !== undefined });
       const controller = new AbortController();
       open.add(controller);
       const forward = (): void => controller.abort(signal.reason);
@@ -64,15 +69,22 @@ export function createFetchClient(options: FetchClientOptions): HttpClient {
           redirect: 'manual',
           signal: controller.signal,
           headers: { 'accept-encoding': 'identity', ...headers },
-        });
+          ...(proxy === undefined ? {} : { proxy: proxy.url }),
+        } as RequestInit);
       } catch (error) {
         finish();
         if (signal.aborted) throw signal.reason;
-        throw headersWait.timedOut ?? networkError(error);
+        throw headersWait.timedOut ?? (proxy === undefined ? undefined : proxyError(error, proxy, url)) ?? networkError(error);
       } finally {
         headersWait.end();
       }
       origins.answered(url.origin);
+      if (proxy !== undefined && res.status === 407) {
+        // Bun's fetch hands the proxy's 407 on as the response: the proxy's refusal, not the host's.
+        finish();
+        await res.body?.cancel().catch(() => {});
+        throw proxyError(new Error('Proxy response (407)'), proxy, url)!;
+      }
 
       const body = res.body;
       const reader = body?.getReader();

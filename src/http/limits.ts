@@ -50,6 +50,33 @@ interface Slot {
   changedAt: number;
   /** With a rate: when the next request may go. */
   nextAt: number;
+  /** When the host last answered anything (any status), or was first asked. */
+  answeredAt: number;
+  /** Attempts in a row that ended in trouble (timeouts, refused or broken connections), and the last one's code. */
+  troubles: number;
+  troubleCode: string;
+  /** Down (see KeyedLimiter's `downAfterMs`): a probe is in flight; when the last one started. */
+  probing: boolean;
+  probedAt: number;
+}
+
+/** Attempts in a row that must fail, besides the silence, before a host is taken as down. */
+const DOWN_AFTER_TROUBLES = 3;
+
+/**
+ * Thrown by acquire() for a host taken as down (see KeyedLimiter's `downAfterMs`): the attempt is not made. `code`
+ * is the reason code of the host's last failed attempt (`timeout`, `network`).
+ */
+export class HostDown extends Error {
+  override name = 'HostDown';
+  constructor(
+    readonly host: string,
+    readonly code: string,
+    silentMs: number,
+    troubles: number,
+  ) {
+    super(`Not tried: ${host} has answered nothing for ${Math.round(silentMs / 1000)} s and its last ${troubles} attempts failed (${code}); it is taken as down for now (--retry-failed tries again later)`);
+  }
 }
 
 /**
@@ -76,11 +103,22 @@ export class KeyedLimiter {
   constructor(
     /** The ceiling of every host's limit (--per-host). */
     private readonly ceiling: number,
-    options: { rate?: number; adaptive?: boolean } = {},
+    options: { rate?: number; adaptive?: boolean; downAfterMs?: number } = {},
   ) {
     this.interval = options.rate !== undefined && options.rate > 0 ? 1000 / options.rate : 0;
     this.adaptive = options.adaptive ?? true;
+    this.downAfterMs = options.downAfterMs ?? 0;
   }
+
+  /**
+   * A host that has answered nothing (no status at all) for this long while its last DOWN_AFTER_TROUBLES attempts or
+   * more failed with trouble is down: the images waiting for it fail at once (HostDown) instead of each waiting out
+   * its attempts one slot at a time (a host's limit is 1 by then), and so do those that come later, but for one probe
+   * at a time, at most one per `downAfterMs`: the first answer brings the host back. 0: never. The engine sets it to
+   * the attempt time limit (--timeout), so a run ends within its attempts of its last normal response whatever a
+   * host does.
+   */
+  private readonly downAfterMs: number;
 
   private readonly adaptive: boolean;
 
@@ -88,6 +126,14 @@ export class KeyedLimiter {
   async acquire(key: string, signal?: AbortSignal): Promise<number> {
     const slot = this.slot(key);
     const now = Date.now();
+    if (this.isDown(slot, now)) {
+      if (slot.probing || now - slot.probedAt < this.downAfterMs) throw this.downError(key, slot, now);
+      // One probe, past the limit and the queue: whether the host is back.
+      slot.probing = true;
+      slot.probedAt = now;
+      this.grant(slot, now);
+      return slot.epoch;
+    }
     if (slot.active < slot.limit && slot.waiters.length === 0 && slot.pausedUntil <= now && slot.nextAt <= now) {
       this.grant(slot, now);
       return slot.epoch;
@@ -118,12 +164,37 @@ export class KeyedLimiter {
     }
   }
 
-  /** Gives back a slot taken with ticket `ticket`, saying how the attempt ended (which adapts the host's limit). */
-  release(key: string, outcome: Outcome = 'neutral', ticket = -1): void {
+  /**
+   * Gives back a slot taken with ticket `ticket`, saying how the attempt ended (which adapts the host's limit): for a
+   * failure, its reason `code`, and whether the host `answered` (any status: a 500 is an answer, a timeout is not).
+   */
+  release(key: string, outcome: Outcome = 'neutral', ticket = -1, code = 'timeout', answered = outcome === 'good' || outcome === 'rejected'): void {
     const slot = this.slot(key);
     slot.active--;
+    const now = Date.now();
+    if (answered) {
+      slot.answeredAt = now;
+      slot.troubles = 0;
+      slot.probing = false;
+    } else if (outcome === 'trouble') {
+      slot.troubles++;
+      slot.troubleCode = code;
+      slot.probing = false;
+    }
     if (this.adaptive) this.adapt(key, slot, outcome, ticket);
+    if (this.isDown(slot, now) && slot.waiters.length > 0) {
+      const error = this.downError(key, slot, now);
+      for (const w of slot.waiters.splice(0)) w.fail(error);
+    }
     this.drain(key);
+  }
+
+  private isDown(slot: Slot, now: number): boolean {
+    return this.downAfterMs > 0 && slot.troubles >= DOWN_AFTER_TROUBLES && now - slot.answeredAt >= this.downAfterMs;
+  }
+
+  private downError(key: string, slot: Slot, now: number): HostDown {
+    return new HostDown(key, slot.troubleCode, now - slot.answeredAt, slot.troubles);
   }
 
   /** Stops handing out slots for `key` for `ms` milliseconds. */
@@ -227,7 +298,7 @@ export class KeyedLimiter {
     }
     // A host's slot is kept while it holds anything learnt (a lowered limit, backoffs for the summary, a rate's
     // next time); an idle host that taught nothing is forgotten, so a run over a million hosts stays small.
-    if (slot.active === 0 && slot.waiters.length === 0 && !slot.timer && slot.backoffs === 0 && slot.nextAt <= now) this.slots.delete(key);
+    if (slot.active === 0 && slot.waiters.length === 0 && !slot.timer && slot.backoffs === 0 && slot.nextAt <= now && slot.troubles === 0) this.slots.delete(key);
   }
 
   /** Drains `key` again at `at` (the end of a pause, or the rate's next time), unless an earlier wake is set. */
@@ -249,6 +320,7 @@ export class KeyedLimiter {
         active: 0, waiters: [], pausedUntil: 0, timerAt: 0,
         limit: this.ceiling, lowest: this.ceiling, backoffs: 0, streak: 0, epoch: 0,
         strainedAt: Infinity, probeMs: PROBE_MS, changedAt: 0, nextAt: 0,
+        answeredAt: Date.now(), troubles: 0, troubleCode: 'timeout', probing: false, probedAt: 0,
       };
       this.slots.set(key, slot);
     }
