@@ -466,7 +466,7 @@ async function main(): Promise<void> {
   for (const s of skipped) process.stdout.write(`skipped ${s.tool}: ${s.reason}\n`);
   if (skipped.length > 0) process.stdout.write('  (bash bench/setup.sh installs every Debian peer)\n');
   const plan: Plan = { options, tmp, tools: available, pluginTools: plugin.available, origins };
-  const described = [...(wantStartup ? ['W0 start-up'] : []), ...selected.map(describeWorkload), ...selectedPlugins.map((w) => `${w.id} ${w.title}`)];
+  const described = [...(wantStartup ? ['W0 start-up'] : []), ...selected.map(describeWorkload), ...selectedPlugins.map((w) => `${w.id} ${w.title}`), ...(options.only.includes('W9') ? ['W9 politeness (imgdl, undici-loop, aiohttp-gather)'] : [])];
   const toolNames = [...new Set([...(selected.length > 0 ? available : []).map((t) => t.name), ...plugin.available.map((t) => t.name)])];
   process.stdout.write(`imgdl bench${options.quick ? ' --quick' : ''}: ${described.join(', ')}; tools: ${toolNames.join(', ')}\n`);
 
