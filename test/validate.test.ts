@@ -424,7 +424,7 @@ test('a bug while downloading fails the image as internal after one attempt, wit
   assert.equal(f?.code, 'internal');
   assert.match(f?.message ?? '', /^TypeError: /);
   assert.match(f?.stack ?? '', /TypeError[\s\S]*validate\.test\.ts/);
-  assert.deepEqual(listFiles(path.join(dir, 'out')), ['failures.jsonl']);
+  assert.deepEqual(listFiles(path.join(dir, 'out')), ['failures.jsonl', 'report.html', 'stats.json']);
 });
 
 test('a plugin handler\'s error keeps its message, cause and stack in failures.jsonl (plugin_error)', async () => {
