@@ -108,7 +108,8 @@ async function* readDelimited(file: string, format: 'csv' | 'tsv', name: string,
   let headerError: unknown;
   /** Records the parser skipped (an unclosed quote…), in order, yielded before the record that follows them. */
   const skipped: InputItem[] = [];
-  const parser = open(file).pipe(
+  const source = open(file);
+  const parser = source.pipe(
     parse({
       delimiter: format === 'tsv' ? '\t' : ',',
       bom: true,
@@ -146,12 +147,25 @@ async function* readDelimited(file: string, format: 'csv' | 'tsv', name: string,
   } catch (error) {
     if (headerError) throw headerError;
     throw new UsageError(`${name} could not be read as ${format.toUpperCase()}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    // Read no further when the reader stops early (the run stopped, or only the header was checked).
+    if (source !== process.stdin) source.destroy();
   }
   yield* skipped.splice(0);
 }
 
 async function* readJsonLines(file: string, name: string, shape: RowShape, key: (row: number) => string): AsyncGenerator<InputItem> {
-  const rl = readline.createInterface({ input: open(file).setEncoding('utf8'), crlfDelay: Infinity });
+  const source = open(file).setEncoding('utf8');
+  const rl = readline.createInterface({ input: source, crlfDelay: Infinity });
+  try {
+    yield* jsonRows(rl, name, shape, key);
+  } finally {
+    rl.close();
+    if (source !== process.stdin) source.destroy();
+  }
+}
+
+async function* jsonRows(rl: readline.Interface, name: string, shape: RowShape, key: (row: number) => string): AsyncGenerator<InputItem> {
   let line = 0;
   let row = 0;
   for await (let text of rl) {
