@@ -285,3 +285,34 @@ test('a CSV run killed with kill -9 resumes: every record has its row\'s key, ca
     await slow.close();
   }
 });
+
+test('stats.json stays bounded on a long run: at most 600 throughput buckets, growing with the run, every image counted once', async () => {
+  const { RunStore } = await import('../src/storage/state.ts');
+  const { runStats, MAX_BUCKETS } = await import('../src/core/stats.ts');
+  const dir = tmpDir();
+  const n = 5000;
+  let store = await RunStore.open(dir);
+  store.addItems(Array.from({ length: n }, (_, i) => ({ url: `http://h${i % 7}.example/${i}.png` })));
+  for (let id = 1; id <= n; id++) assert.ok(store.claim(id, `f${id}.png`, JSON.stringify({ bytes: 10 + (id % 3) })));
+  store.markDone(Array.from({ length: n }, (_, i) => i + 1));
+  store.close();
+  // The images were settled over 10,000 s (2 s apart), as in a run of almost three hours.
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(path.join(dir, 'state.sqlite'));
+  db.prepare('UPDATE items SET done_at = 1700000000000 + id * 2000').run();
+  db.close();
+  store = await RunStore.open(dir);
+  try {
+    const stats = runStats(store, [], { run: 'long', counts: store.counts(), downloaded: n, bytes: 0, seconds: 10_000, interrupted: false, pagesFailed: 0 });
+    const { buckets, bucketSeconds, start } = stats.throughput;
+    assert.equal(bucketSeconds, 30, '10,000 s in buckets of 30 s: 334 of them');
+    assert.ok(buckets.length <= MAX_BUCKETS && buckets.length > 300, `${buckets.length} buckets`);
+    assert.equal(start, new Date(1700000002000).toISOString());
+    assert.equal(buckets.reduce((s, b) => s + b.images, 0), n);
+    assert.equal(buckets.reduce((s, b) => s + b.bytes, 0), stats.bytes);
+    assert.equal(stats.bytes, Array.from({ length: n }, (_, i) => 10 + ((i + 1) % 3)).reduce((a, b) => a + b, 0));
+    assert.deepEqual(buckets[0], { t: 0, images: 15, bytes: buckets[0]!.bytes, failed: 0 });
+  } finally {
+    store.close();
+  }
+});

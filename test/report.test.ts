@@ -104,3 +104,32 @@ test('report.html opens offline in headless Chromium: nothing requested outside 
     await context.close();
   }
 });
+
+test('report.html escapes every URL, file name, caption and host, and links files by their encoded relative path', async () => {
+  const { renderReport } = await import('../src/report/html.ts');
+  const evil = '"><img src=http://evil.example/x.png onerror=alert(1)><script>alert(2)</script>';
+  const html = renderReport({
+    saved: 2,
+    thumbs: [
+      { file: 'a #1%.png', url: `http://127.0.0.1/${evil}`, caption: evil, width: 8, height: 8 },
+      { file: `x'"<b>.png`, url: 'http://127.0.0.1/y.png', width: null, height: null },
+    ],
+    stats: {
+      run: evil,
+      generatedAt: '2026-11-28T00:00:00.000Z',
+      images: { total: 3, saved: 2, failed: 1, pending: 0 },
+      successRate: 2 / 3,
+      bytes: 100,
+      session: { downloaded: 2, bytes: 100, seconds: 1, imagesPerSecond: 2, interrupted: false },
+      failures: { byCode: { invalid_url: 1 }, examples: { invalid_url: [evil] }, byHost: [{ host: evil, failed: 1, saved: 0, byCode: { invalid_url: 1 }, examples: [evil] }], hosts: 1 },
+      throughput: { start: '2026-11-28T00:00:00.000Z', bucketSeconds: 1, buckets: [{ t: 0, images: 2, bytes: 100, failed: 1 }] },
+    },
+  });
+  assert.doesNotMatch(html, /<script|<img src=http/);
+  assert.match(html, /alt="&quot;&gt;&lt;img src=http:\/\/evil\.example\/x\.png onerror=alert\(1\)&gt;/, 'an attribute cannot be closed by the text');
+  assert.match(html, /&lt;script&gt;alert\(2\)&lt;\/script&gt;/);
+  assert.match(html, /<img src="a%20%231%25\.png" loading="lazy"/);
+  assert.match(html, /<img src="x'%22%3Cb%3E\.png"|<img src="x&#39;%22%3Cb%3E\.png"/);
+  assert.match(html, /Content-Security-Policy" content="default-src 'none'/);
+  assert.doesNotMatch(html, /https?:\/\/(?!127\.0\.0\.1|evil\.example)/, 'no link to anywhere else (no CDN)');
+});

@@ -215,7 +215,13 @@ async function* readParquet(file: string, name: string, shape: RowShape, key: (r
     const slice = indexed ? PARQUET_SLICE : groupRows;
     for (let start = groupStart; start < groupStart + groupRows; start += slice) {
       const end = Math.min(start + slice, groupStart + groupRows);
-      const rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end, ...(wanted ? { columns: wanted } : {}), useOffsetIndex: true });
+      let rows: Array<Record<string, unknown>>;
+      try {
+        rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end, ...(wanted ? { columns: wanted } : {}), useOffsetIndex: true });
+      } catch (error) {
+        // A damaged page: the rows before it are in the run; the run stops with this one line.
+        throw new UsageError(`${name} rows ${start}-${end - 1} could not be read as Parquet: ${(error as Error).message}`, { cause: error });
+      }
       for (let i = 0; i < rows.length; i++) {
         const n = start + i;
         yield shape.item(toJson(rows[i]) as Record<string, unknown>, key(n), `${name} row ${n}`);
