@@ -109,6 +109,9 @@ export class Ingest {
         if (batch.length >= BATCH) {
           this.add(batch);
           batch = [];
+          // A source that yields without I/O (a Parquet slice in memory, a plugin's generator) would otherwise
+          // keep the downloads waiting until it ends: they get their turn after every batch.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       }
       if (signal.aborted) return;
