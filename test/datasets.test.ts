@@ -316,3 +316,32 @@ test('stats.json stays bounded on a long run: at most 600 throughput buckets, gr
     store.close();
   }
 });
+
+test('a Parquet table is read while its images download: the first image is saved before the last row is in', async () => {
+  const { parquetWriteFile } = await import('hyparquet-writer');
+  const { get } = await import('../src/get.ts');
+  const dir = tmpDir();
+  const rows = 40_000;
+  await parquetWriteFile({
+    filename: path.join(dir, 'many.parquet'),
+    columnData: [{ name: 'url', data: Array.from({ length: rows }, (_, i) => origin.url(`/img/m${i}.png`)), type: 'STRING' }],
+  });
+  const stop = new AbortController();
+  let ingestingAtFirstSave: boolean | undefined;
+  await get({
+    inputs: [path.join(dir, 'many.parquet')],
+    out: path.join(dir, 'out'),
+    storage: path.join(dir, 'state'),
+    signal: stop.signal,
+    onStart: (run) => {
+      run.on('saved', () => {
+        if (ingestingAtFirstSave !== undefined) return;
+        ingestingAtFirstSave = run.progress().ingesting;
+        stop.abort(new Error('enough'));
+      });
+    },
+  }).catch((error: unknown) => {
+    if ((error as Error).message !== 'enough') throw error;
+  });
+  assert.equal(ingestingAtFirstSave, true, 'the table was still being read when the first image was saved');
+});
