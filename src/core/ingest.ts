@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { redact, type Secrets } from '../http/credentials.ts';
 import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
 import { META_INGESTED, type AddStats, type NewItem, type RunStore } from '../storage/state.ts';
@@ -111,7 +112,7 @@ export class Ingest {
           batch = [];
           // A source that yields without I/O (a Parquet slice in memory, a plugin's generator) would otherwise
           // keep the downloads waiting until it ends: they get their turn after every batch.
-          await new Promise((resolve) => setImmediate(resolve));
+          await nextTurn();
         }
       }
       if (signal.aborted) return;

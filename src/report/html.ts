@@ -173,9 +173,9 @@ function chart(stats: RunStats): string {
 ${bars.join('')}
 <polyline points="${line}" fill="none" stroke="var(--acc)" stroke-width="2"/>
 <text x="${left - 6}" y="${top + 10}" text-anchor="end">${fmtRate(maxRate)}/s</text><text x="${left - 6}" y="${top + plotH}" text-anchor="end">0</text>
-<text x="${left + plotW + 6}" y="${top + 10}">${maxMBs.toFixed(maxMBs < 10 ? 2 : 0)} MB/s</text>
+<text x="${left + plotW + 6}" y="${top + 10}">${escapeHtml(fmtBytes(maxMBs * 1e6))}/s</text>
 <text x="${left}" y="${H - 12}">${escapeHtml(startTime)}</text><text x="${left + plotW}" y="${H - 12}" text-anchor="end">+${fmtDuration(end)} (buckets of ${fmtDuration(bucketSeconds)})</text>
-<text x="${left + plotW / 2}" y="${H - 12}" text-anchor="middle">■ saved/s <tspan fill="var(--bad)">■</tspan> failed/s <tspan fill="var(--acc)">━</tspan> MB/s</text>
+<text x="${left + plotW / 2}" y="${H - 12}" text-anchor="middle"><tspan fill="var(--ok)">■</tspan> saved/s <tspan fill="var(--bad)">■</tspan> failed/s <tspan fill="var(--acc)">━</tspan> bytes/s</text>
 </svg>`;
 }
 
