@@ -152,7 +152,7 @@ describe('examples/', { concurrency: RUNTIMES.length }, () => {
         const cwd = tmpDir('imgdl-ex003-');
         const sample = await runExample(rt, '003-list-to-folder', ['--base-url', flagsBase()], cwd);
         assert.equal(sample.code, 0, show(sample));
-        assert.deepEqual(fs.readdirSync(path.join(cwd, 'sample')).sort(), ['br.gif', 'cn.gif', 'in.gif', 'jp.gif', 'metadata.jsonl', 'us.gif']);
+        assert.deepEqual(fs.readdirSync(path.join(cwd, 'sample')).sort(), ['br.gif', 'cn.gif', 'in.gif', 'jp.gif', 'metadata.jsonl', 'report.html', 'stats.json', 'us.gif']);
         assert.match(sample.stdout, /^5 downloaded, 0 already saved, 0 failed, 470 bytes in [\d.]+ s → /m);
 
         const n = rt.name;
