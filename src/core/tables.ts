@@ -208,7 +208,7 @@ async function* readParquet(file: string, name: string, shape: RowShape, key: (r
   let groupStart = 0;
   for (const group of metadata.row_groups) {
     const groupRows = Number(group.num_rows);
-    // With an offset index (hyparquet-writer and recent Arrow write one) a slice of a row group reads only its
+    // With an offset index (hyparquet-writer writes one) a slice of a row group reads only its
     // pages, so memory stays at a slice whatever the group's size; without one a slice would read the group's
     // column chunks again for every slice, so the group is read whole.
     const indexed = group.columns.every((c) => c.offset_index_offset !== undefined && c.offset_index_length !== undefined);
