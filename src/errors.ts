@@ -3,7 +3,8 @@
  * exit status; scripts may match on them, so a code is never renamed once released.
  */
 export const REASON_CODES = {
-  invalid_url: 'The line is not a valid absolute URL.',
+  invalid_url: 'The line (or the row\'s URL column) is not a valid absolute URL, or the row has none.',
+  invalid_row: 'A row of an input table could not be read: a JSON Lines line that is not a JSON object, a CSV record with an unclosed quote. Not retried.',
   unsupported_scheme: 'The URL (or a redirect) uses a scheme other than http or https.',
   http_status: 'The server answered with a non-2xx status (see `status`).',
   not_image: 'The body is not an image (checked by magic bytes, not by Content-Type).',

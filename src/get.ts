@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './errors.ts';
-import { Engine, FAILURES_FILE, METADATA_FILE, type ItemInput, type Progress, type RunHandle, type Summary } from './core/engine.ts';
+import { Engine, FAILURES_FILE, METADATA_FILE, type InputItem, type ItemInput, type Progress, type RunHandle, type Summary } from './core/engine.ts';
 import { asItem, isBinary, readList } from './core/input.ts';
+import { checkTable, INPUT_FORMATS, inputFormat, readTable, rowKey, type InputFormat, type TableColumns } from './core/tables.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from './core/runs.ts';
 import { httpOption, type HttpClientKind } from './http/client.ts';
 import { redact } from './http/credentials.ts';
@@ -37,6 +38,22 @@ export interface GetOptions extends DownloadOptions {
   onStart?: (run: RunHandle) => void;
   /** Called after each image is settled, with the run's counts. */
   onProgress?: (progress: Progress) => void;
+  /**
+   * The format of the list files: `txt` (one URL a line), `csv`, `tsv`, `jsonl` (JSON Lines) or `parquet`; default:
+   * from each file's extension (`.csv`, `.tsv`, `.jsonl`/`.ndjson`, `.parquet`; anything else is a text list).
+   */
+  inputFormat?: InputFormat | (string & {});
+  /** Input tables: the column holding each image's URL. @default "url" */
+  urlCol?: string;
+  /** Input tables: the column holding each image's caption (in its record as `caption`). @default none */
+  captionCol?: string;
+  /**
+   * Input tables: the columns kept in each record's `metadata` (an array, or a comma list as the CLI passes it);
+   * the caption column is kept too. @default every column but the URL's
+   */
+  saveCols?: readonly string[] | string;
+  /** Write `report.html` (thumbnails, failures, throughput) in the output folder at the end. @default true */
+  report?: boolean;
 }
 
 function isUrlLike(value: string): boolean {
@@ -56,6 +73,7 @@ export function planGet(options: GetOptions) {
   if ((options.inputs ?? []).length === 0 && items.length === 0) {
     throw new UsageError('Give a list file (one URL a line) or one or more URLs');
   }
+  const table = tableOptions(options);
   const lists: string[] = [];
   const urls: string[] = [];
   for (const input of options.inputs ?? []) {
@@ -68,10 +86,14 @@ export function planGet(options: GetOptions) {
       } catch {
         throw new UsageError(`Cannot read the list ${input}: no such readable file (and not a URL)`);
       }
-      checkTextList(input);
+      // A Parquet table is binary; every other input is text.
+      if (inputFormat(input, table.format) !== 'parquet') checkTextList(input);
       lists.push(path.resolve(input));
     }
   }
+  const formats = lists.map((list) => inputFormat(list, table.format));
+  if (formats.some((f, i) => f === 'parquet' && lists[i] === '-')) throw new UsageError('A Parquet table cannot be read from stdin (it is read by ranges): give its file');
+  const tables = formats.filter((f) => f !== 'txt').length;
   const firstList = lists.find((l) => l !== '-');
   const outDir = path.resolve(options.out ?? (firstList ? path.basename(firstList, path.extname(firstList)) : 'downloads'));
   const label = firstList ? path.basename(firstList, path.extname(firstList)) : 'urls';
@@ -79,13 +101,36 @@ export function planGet(options: GetOptions) {
   // password as `***`: the same command with or without the password is the same run.
   const shown = urls.map(redact);
   const shownItems = items.map((item) => ({ ...item, url: redact(item.url) }));
-  const identity = items.length > 0 ? { lists, urls: shown, outDir, items: createHash('sha256').update(JSON.stringify(shownItems)).digest('hex') } : { lists, urls: shown, outDir };
+  const identity: Record<string, unknown> = items.length > 0 ? { lists, urls: shown, outDir, items: createHash('sha256').update(JSON.stringify(shownItems)).digest('hex') } : { lists, urls: shown, outDir };
+  // Reading a table another way (another URL or caption column, other columns kept) is another run.
+  if (tables > 0) identity['table'] = { formats, urlCol: table.columns.urlCol, captionCol: table.columns.captionCol, saveCols: table.columns.saveCols };
   const run = options.run ? safeRunName(options.run) : deriveRunName('get', label, identity);
   if (!run) throw new UsageError(`Expected \`run\` to be a usable name, got ${JSON.stringify(options.run)}`);
   const stateDir = path.join(runsDir(storageDir(options.storage)), run);
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new UsageError('Expected `onProgress` to be a function');
   httpOption(options.http);
-  return { lists, urls, items, outDir, run, stateDir, engineOptions: resolveOptions(pick(options)) };
+  if (options.report !== undefined && typeof options.report !== 'boolean') throw new UsageError(`Expected \`report\` to be a boolean, got ${JSON.stringify(options.report)}`);
+  return { lists, formats, columns: table.columns, urls, items, outDir, run, stateDir, engineOptions: resolveOptions(pick(options)), report: options.report ?? true };
+}
+
+/** The input table options, checked. */
+function tableOptions(options: GetOptions): { format: InputFormat | undefined; columns: TableColumns } {
+  const format = options.inputFormat as InputFormat | undefined;
+  if (format !== undefined && !INPUT_FORMATS.includes(format)) {
+    throw new UsageError(`Expected \`inputFormat\` to be one of ${INPUT_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+  }
+  const column = (name: string, value: unknown): string => {
+    if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`Expected \`${name}\` to be a column name, got ${JSON.stringify(value)}`);
+    return value.trim();
+  };
+  const columns: TableColumns = { urlCol: options.urlCol === undefined ? 'url' : column('urlCol', options.urlCol) };
+  if (options.captionCol !== undefined) columns.captionCol = column('captionCol', options.captionCol);
+  if (options.saveCols !== undefined) {
+    const list = typeof options.saveCols === 'string' ? options.saveCols.split(',') : options.saveCols;
+    if (!Array.isArray(list) || list.length === 0) throw new UsageError(`Expected \`saveCols\` to be a list of column names like a,b, got ${JSON.stringify(options.saveCols)}`);
+    columns.saveCols = [...new Set(list.map((c: unknown) => column('saveCols', c)))];
+  }
+  return { format, columns };
 }
 
 /** A list is text: a file holding binary data (an image or archive given by mistake) is refused before any work. */
@@ -108,19 +153,22 @@ function toItem(input: unknown, i: number): ItemInput {
 }
 
 function pick(options: GetOptions): DownloadOptions {
-  const { inputs: _i, items: _it, out: _o, run: _r, storage: _s, http: _h, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op, ...rest } = options;
+  const { inputs: _i, items: _it, out: _o, run: _r, storage: _s, http: _h, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op, inputFormat: _if, urlCol: _uc, captionCol: _cc, saveCols: _sc, report: _rp, ...rest } = options;
   return rest;
 }
 
 /** Downloads lists and URLs into a folder; continues the run if it was interrupted. */
 export async function get(options: GetOptions): Promise<Summary> {
   const plan = planGet(options);
+  // A table without its URL column (or a named one) is refused before any work.
+  for (const [i, list] of plan.lists.entries()) await checkTable(list, plan.formats[i]!, plan.columns);
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
     name: plan.run,
     options: plan.engineOptions,
-    items: inputs(plan.items, plan.lists, plan.urls),
+    items: inputs(plan.items, plan.lists, plan.urls, plan.formats, plan.columns),
+    report: plan.report,
     // Once a run has read all of its inputs, a resume does not read them again, unless a list file changed since
     // (lines appended to a list are fetched by the next run; re-adding the others is a no-op). A list on stdin
     // cannot be known without reading it, so it is always read.
@@ -139,10 +187,21 @@ export async function get(options: GetOptions): Promise<Summary> {
   return summary;
 }
 
-async function* inputs(items: ItemInput[], lists: string[], urls: string[]): AsyncGenerator<ItemInput> {
+async function* inputs(items: ItemInput[], lists: string[], urls: string[], formats: InputFormat[], columns: TableColumns): AsyncGenerator<InputItem> {
   yield* items;
   for (const url of urls) yield { url };
-  for (const list of lists) yield* readList(list);
+  // Each table row's key is its row number; with several tables, prefixed by the table's place among them.
+  const tables = formats.filter((f) => f !== 'txt').length;
+  let table = 0;
+  for (const [i, list] of lists.entries()) {
+    const format = formats[i]!;
+    if (format === 'txt') {
+      yield* readList(list);
+      continue;
+    }
+    const n = table++;
+    yield* readTable(list, format, columns, (row) => rowKey(row, n, tables));
+  }
 }
 
 /** Size and modification time of each list file, as they were before the run read them all. */

@@ -239,7 +239,7 @@ describe('download (folder, resumable)', () => {
     assert.ok(cover.ok && cover.record.metadata && (cover.record.metadata as { page: number }).page === 3);
     assert.ok(cover.ok && fs.existsSync(cover.path));
     assert.ok(progress.length >= 3);
-    assert.deepEqual(listFiles(out).filter((f) => !f.endsWith('.jsonl')).sort(), ['cover.jpg', 'd1.png']);
+    assert.deepEqual(listFiles(out).filter((f) => !f.endsWith('.jsonl') && f !== 'stats.json' && f !== 'report.html').sort(), ['cover.jpg', 'd1.png']);
 
     const requests = origin.count('/img/d');
     const second = await download(urls, { out, storage, ...fast });

@@ -47,7 +47,7 @@ test('npm run build writes dist/ with its stamp, and `get` runs it', async () =>
   const { run, out } = await get();
   assert.match(run.stderr, /imgdl: running dist\//);
   assert.equal(run.code, 1, run.stderr); // one of the two URLs is a 404
-  assert.deepEqual(fs.readdirSync(out).sort(), ['a.png', 'failures.jsonl', 'metadata.jsonl']);
+  assert.deepEqual(fs.readdirSync(out).sort(), ['a.png', 'failures.jsonl', 'metadata.jsonl', 'report.html', 'stats.json']);
   assert.deepEqual(readJsonl(path.join(out, 'failures.jsonl')).map((f) => f['code']), ['http_status']);
 });
 
@@ -60,7 +60,7 @@ test('a source file newer than the build runs the sources instead, with the same
     const { run, out } = await get();
     assert.match(run.stderr, /imgdl: running the sources: src\/errors\.ts is newer than dist\//);
     assert.equal(run.code, 1, run.stderr);
-    assert.deepEqual(fs.readdirSync(out).sort(), ['a.png', 'failures.jsonl', 'metadata.jsonl']);
+    assert.deepEqual(fs.readdirSync(out).sort(), ['a.png', 'failures.jsonl', 'metadata.jsonl', 'report.html', 'stats.json']);
   } finally {
     fs.utimesSync(edited, before.atime, before.mtime);
   }

@@ -91,9 +91,9 @@ test('the parseArgs options of each command: every flag and alias of before, and
     out: { type: 'string', short: 'o' }, concurrency: { type: 'string', short: 'c' }, 'per-host': s, rate: s, retries: s, 'retry-delay': s,
     timeout: s, 'stall-timeout': s, 'connect-timeout': s, 'max-bytes': s, 'max-redirects': s, 'max-retry-after': s,
     'user-agent': s, header: { type: 'string', short: 'H', multiple: true }, referer: s, 'location-trusted': b, cookies: s, proxy: s, noproxy: s, 'block-private': b, 'ignore-opt-out': b, 'opt-out-directives': s, run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
-    quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' },
+    quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' }, 'no-report': b,
   };
-  assert.deepEqual(parseArgsOptions('get'), shared);
+  assert.deepEqual(parseArgsOptions('get'), { ...shared, 'input-format': s, 'url-col': s, 'caption-col': s, 'save-cols': s });
   assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b });
 });
 
@@ -106,6 +106,8 @@ test('the flags given become library options by name, as the strings typed; CLI-
   assert.deepEqual([o.perHost, o.maxBytes, o.blockPrivateNetwork], [3, 20 * 1024 * 1024, true], 'the library validates and converts the strings');
   assert.deepEqual(libraryOptions('get', { header: ['X-A: 1', 'X-B: 2'], referer: 'https://r.example/' }), { headers: ['X-A: 1', 'X-B: 2'], referer: 'https://r.example/' }, '-H is repeatable');
   assert.deepEqual(resolveOptions({ headers: ['X-A: 1', 'User-Agent: ua'], referer: 'https://r.example/' }).headers, { 'x-a': '1', referer: 'https://r.example/' });
+  assert.deepEqual(libraryOptions('get', { 'no-report': true, 'url-col': 'URL', 'save-cols': 'a,b' }), { report: false, urlCol: 'URL', saveCols: 'a,b' }, '--no-report sets report: false');
+  assert.deepEqual(libraryOptions('run', { 'no-report': true }), { report: false });
 });
 
 test('imgdl get --help and imgdl run gallery --help list every option of their command', async () => {

@@ -152,7 +152,7 @@ describe('examples/', { concurrency: RUNTIMES.length }, () => {
         const cwd = tmpDir('imgdl-ex003-');
         const sample = await runExample(rt, '003-list-to-folder', ['--base-url', flagsBase()], cwd);
         assert.equal(sample.code, 0, show(sample));
-        assert.deepEqual(fs.readdirSync(path.join(cwd, 'sample')).sort(), ['br.gif', 'cn.gif', 'in.gif', 'jp.gif', 'metadata.jsonl', 'us.gif']);
+        assert.deepEqual(fs.readdirSync(path.join(cwd, 'sample')).sort(), ['br.gif', 'cn.gif', 'in.gif', 'jp.gif', 'metadata.jsonl', 'report.html', 'stats.json', 'us.gif']);
         assert.match(sample.stdout, /^5 downloaded, 0 already saved, 0 failed, 470 bytes in [\d.]+ s → /m);
 
         const n = rt.name;
@@ -170,7 +170,7 @@ describe('examples/', { concurrency: RUNTIMES.length }, () => {
         const first = await runExample(rt, '003-list-to-folder', ['cats.txt', '--out', 'out'], cwd);
         assert.equal(first.code, 1, show(first));
         const out = path.join(cwd, 'out', 'cats');
-        assert.deepEqual(fs.readdirSync(out).sort(), ['20240112102706-1.jpg', `${n}-photo.png`, `${n}.png`, 'failures.jsonl', 'metadata.jsonl', 'scan.png'].sort());
+        assert.deepEqual(fs.readdirSync(out).sort(), ['20240112102706-1.jpg', `${n}-photo.png`, `${n}.png`, 'failures.jsonl', 'metadata.jsonl', 'report.html', 'scan.png', 'stats.json'].sort());
         assert.match(first.stdout, /^saved scan\.png \(\d+ bytes\)$/m);
         assert.match(first.stdout, /^4 downloaded, 0 already saved, 2 failed, \d+ bytes in [\d.]+ s → .*cats$/m);
         assert.match(first.stdout, /^failed: \S+\/status\/404\?\w+ {2}http_status 404 {2}/m);

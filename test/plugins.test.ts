@@ -194,7 +194,7 @@ test('imgdl new NAME elsewhere writes ./NAME.mts (./NAME.ts in an ESM package), 
   origin.route('/demo/photo/2', html('<h1>Barn owl</h1><img class="main" src="/img/owl.gif">'));
   const run = await imgdl(['run', './demo.mts', '--start-url', origin.url('/demo/list'), '--storage', 'state', '--json', '-q'], work);
   assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(fs.readdirSync(path.join(work, 'demo')).filter((f) => !f.endsWith('.jsonl')).sort(), ['Barn owl.gif', 'Red kite.png']);
+  assert.deepEqual(fs.readdirSync(path.join(work, 'demo')).filter((f) => !f.endsWith('.jsonl') && f !== 'stats.json' && f !== 'report.html').sort(), ['Barn owl.gif', 'Red kite.png']);
   assert.equal((JSON.parse(run.stdout) as { downloaded: number }).downloaded, 2);
 
   // A .ts plugin file in a folder that is not an ES module package is loaded as ESM too (Node 20 and 24).

@@ -81,10 +81,11 @@ async function waitFor(what: string, check: () => boolean, ms = RUN_LIMIT_MS): P
   }
 }
 
-/** Images in the output folder (not the .jsonl files, not the temp folder). */
+/** Images in the output folder (not the .jsonl files, stats.json, report.html, nor the temp folder). */
 function savedImages(out: string): string[] {
   if (!fs.existsSync(out)) return [];
-  return fs.readdirSync(out, { withFileTypes: true }).filter((e) => e.isFile() && !e.name.endsWith('.jsonl') && !e.name.startsWith('.')).map((e) => e.name);
+  const own = new Set(['stats.json', 'report.html']);
+  return fs.readdirSync(out, { withFileTypes: true }).filter((e) => e.isFile() && !e.name.endsWith('.jsonl') && !e.name.startsWith('.') && !own.has(e.name)).map((e) => e.name);
 }
 
 const isPage = (e: LogEntry) => e.path.startsWith('/gal/');

@@ -154,7 +154,7 @@ describe('runtimes', { concurrency: RUNTIMES.length }, () => {
         assert.deepEqual(summary['failuresByCode'], { http_status: 1, not_image: 1, truncated: 1, timeout: 1 }, show(run));
         assert.match(run.stderr, /^Done: 6 downloaded, 0 skipped .*, 4 failed/m, show(run));
 
-        assert.deepEqual(listFiles(out), [...Object.values(saved), 'failures.jsonl', 'metadata.jsonl'].sort());
+        assert.deepEqual(listFiles(out), [...Object.values(saved), 'failures.jsonl', 'metadata.jsonl', 'report.html', 'stats.json'].sort());
         const records = readJsonl<{ url: string; finalUrl: string; file: string; bytes: number; sha256: string; width: number | null; height: number | null }>(
           path.join(out, 'metadata.jsonl'),
         );

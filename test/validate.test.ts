@@ -45,7 +45,8 @@ async function get(urls: string[], extra: string[] = []): Promise<Get> {
   return {
     run,
     out,
-    files: listFiles(out),
+    // The run's stats.json and report.html are checked in datasets.test.ts and report.test.ts.
+    files: listFiles(out).filter((f) => f !== 'stats.json' && f !== 'report.html'),
     failures: readJsonl<FailureRecord>(path.join(out, 'failures.jsonl')),
     records: readJsonl(path.join(out, 'metadata.jsonl')),
   };
@@ -424,7 +425,7 @@ test('a bug while downloading fails the image as internal after one attempt, wit
   assert.equal(f?.code, 'internal');
   assert.match(f?.message ?? '', /^TypeError: /);
   assert.match(f?.stack ?? '', /TypeError[\s\S]*validate\.test\.ts/);
-  assert.deepEqual(listFiles(path.join(dir, 'out')), ['failures.jsonl']);
+  assert.deepEqual(listFiles(path.join(dir, 'out')), ['failures.jsonl', 'report.html', 'stats.json']);
 });
 
 test('a plugin handler\'s error keeps its message, cause and stack in failures.jsonl (plugin_error)', async () => {

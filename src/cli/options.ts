@@ -29,6 +29,8 @@ export interface CliOption {
   arg?: string;
   /** The option of get() / runPlugin() it sets; none for what only the CLI does (--json, --quiet, --help). */
   key?: keyof GetOptions | keyof RunPluginOptions;
+  /** A `--no-…` switch: it sets its option to false. */
+  negates?: true;
   /** The commands that take it. */
   commands: readonly Command[];
   /** Its line in the help; defaults come from the engine's DEFAULTS, so the help cannot disagree with the code. */
@@ -101,6 +103,17 @@ export const CLI_OPTIONS = [
     flag: 'storage', type: 'string', arg: 'DIR', key: 'storage', commands: ['get', 'run'],
     help: 'where run state is kept (default: $IMGDL_STORAGE, else $CRAWLEE_STORAGE_DIR, else ./storage)',
   },
+  {
+    flag: 'input-format', type: 'string', arg: 'FORMAT', key: 'inputFormat', commands: ['get'],
+    help: 'txt, csv, tsv, jsonl or parquet (default: from each list\'s extension: .csv, .tsv, .jsonl, .parquet; else txt)',
+  },
+  { flag: 'url-col', type: 'string', arg: 'NAME', key: 'urlCol', commands: ['get'], help: 'input tables: the column of the image URLs (default url)' },
+  { flag: 'caption-col', type: 'string', arg: 'NAME', key: 'captionCol', commands: ['get'], help: 'input tables: the column of the captions, kept as each record\'s caption (default none)' },
+  {
+    flag: 'save-cols', type: 'string', arg: 'A,B', key: 'saveCols', commands: ['get'],
+    help: 'input tables: the columns kept in each record\'s metadata (default: every column but the URL\'s)',
+  },
+  { flag: 'no-report', type: 'boolean', key: 'report', negates: true, commands: ['get', 'run'], help: 'no report.html in the output folder (stats.json is always written)' },
   { flag: 'fresh', type: 'boolean', key: 'fresh', commands: ['get', 'run'], help: "forget this run's state and start over" },
   { flag: 'retry-failed', type: 'boolean', key: 'retryFailed', commands: ['get', 'run'], help: 'try again the images (and, for run, the pages) that failed before' },
   { flag: 'json', type: 'boolean', commands: ['get', 'run'], help: 'print one JSON summary on stdout at the end' },
@@ -153,7 +166,7 @@ export function libraryOptions<C extends Command>(command: C, values: Readonly<R
   const options: Record<string, string | boolean | string[]> = {};
   for (const o of optionsOf(command)) {
     const value = values[o.flag];
-    if (o.key !== undefined && (typeof value === 'string' || typeof value === 'boolean')) options[o.key] = value;
+    if (o.key !== undefined && (typeof value === 'string' || typeof value === 'boolean')) options[o.key] = o.negates && typeof value === 'boolean' ? !value : value;
     if (o.key !== undefined && o.multiple && Array.isArray(value)) options[o.key] = value.map(String);
   }
   // Built from the same table as LibraryValues: each key is an entry's `key`, each value of the entry's type.

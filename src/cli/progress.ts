@@ -67,6 +67,8 @@ export function formatSummary(s: Summary, cwd = process.cwd()): string {
       ` — ${bytes.format(s.bytes) ?? '0B'} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond} img/s)`,
     `Images and ${rel(s.metadataFile)} in ${rel(s.outDir)}/`,
   ];
+  if (s.reportFile) lines.push(`Report: ${rel(s.reportFile)} (open it in a browser; the numbers are in ${rel(s.statsFile ?? 'stats.json')})`);
+  else if (s.statsFile) lines.push(`Numbers: ${rel(s.statsFile)}`);
   if (s.hosts?.length) {
     lines.push('Hosts that backed off (429, 503, timeouts, resets), most first:');
     for (const h of s.hosts) {

@@ -29,7 +29,11 @@ export interface ImageRecord {
   contentType: string;
   width: number | null;
   height: number | null;
-  /** Metadata a plugin attached to the image. */
+  /** An input table's row: its key (the row number, zero-padded: `000000042`). */
+  key?: string;
+  /** An input table's row: its caption (--caption-col). */
+  caption?: string;
+  /** Metadata a plugin attached to the image, or an input table's columns (all but the URL's, or --save-cols). */
   metadata?: unknown;
 }
 
@@ -716,6 +720,7 @@ async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx
     width,
     height,
   };
+  if (item.fields) Object.assign(record, JSON.parse(item.fields) as Pick<ImageRecord, 'key' | 'caption'>);
   if (item.info) record.metadata = JSON.parse(item.info) as unknown;
   // The same bytes already in the folder under the name this image would get (saved by a run whose state was lost
   // in a crash): that file is this image's, and no second copy is written.

@@ -15,9 +15,9 @@ import { ImageLane } from './images.ts';
 import { Ingest } from './ingest.ts';
 import { openRun } from './open.ts';
 import { PageLane } from './pages.ts';
-import { writeFailures } from './report.ts';
+import { writeFailures, writeRunFiles, type FailureLine } from './report.ts';
 import { Tally } from './tally.ts';
-import { FAILURES_FILE, METADATA_FILE, TMP_DIR, type EngineEvents, type Progress, type HostSummary, type RunHandle, type RunSpec, type Summary } from './types.ts';
+import { FAILURES_FILE, METADATA_FILE, REPORT_FILE, STATS_FILE, TMP_DIR, type EngineEvents, type Progress, type HostSummary, type RunHandle, type RunSpec, type Summary } from './types.ts';
 
 export * from './types.ts';
 
@@ -47,6 +47,9 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
   private pagesFailed = 0;
   /** Hosts that backed off, with their images and failures (read from the store before it closes). */
   private backedOff: HostSummary[] = [];
+  /** stats.json and report.html were written. */
+  private wroteStats = false;
+  private wroteReport = false;
 
   private constructor(
     private readonly spec: RunSpec,
@@ -201,13 +204,14 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
 
   private async finish(): Promise<void> {
     let failure: unknown;
+    let failures: FailureLine[] = [];
     try {
       await this.crawl.teardown();
       await this.metadata.close();
-      this.failuresByCode = await writeFailures(this.store, this.spec.outDir).catch((error: unknown) => {
+      ({ byCode: this.failuresByCode, lines: failures } = await writeFailures(this.store, this.spec.outDir).catch((error: unknown) => {
         if (!this.stopIfDiskFull(error, path.join(this.spec.outDir, FAILURES_FILE))) throw error;
-        return {};
-      });
+        return { byCode: {}, lines: [] };
+      }));
       await fs.promises.rm(path.join(this.spec.outDir, TMP_DIR), { recursive: true, force: true }).catch(() => {});
       await this.http.close().catch(() => {});
       this.hosts.close();
@@ -222,6 +226,18 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       this.store.setMeta(META_OPEN, '0');
     } catch (error) {
       if (!this.stopIfDiskFull(error, this.spec.stateDir)) failure ??= error;
+    }
+    if (failure === undefined) {
+      try {
+        const { downloaded, bytes } = this.tally.counts;
+        const interrupted = this.signal.aborted && !this.stopped && !this.inputError;
+        const session = { run: path.basename(this.spec.stateDir), counts: this.finalCounts, downloaded, bytes, seconds: this.tally.elapsedMs / 1000, interrupted, pagesFailed: this.pagesFailed };
+        await writeRunFiles(this.store, this.spec.outDir, failures, session, this.spec.report !== false);
+        this.wroteStats = true;
+        this.wroteReport = this.spec.report !== false;
+      } catch (error) {
+        if (!this.stopIfDiskFull(error, this.spec.outDir)) failure = error;
+      }
     }
     this.release();
     if (failure !== undefined) throw failure;
@@ -245,6 +261,8 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       outDir: spec.outDir,
       metadataFile: path.join(spec.outDir, METADATA_FILE),
       failuresFile: path.join(spec.outDir, FAILURES_FILE),
+      ...(this.wroteStats ? { statsFile: path.join(spec.outDir, STATS_FILE) } : {}),
+      ...(this.wroteReport ? { reportFile: path.join(spec.outDir, REPORT_FILE) } : {}),
       failuresByCode: this.failuresByCode,
       ...(this.retried ? { retried: this.retried } : {}),
       ...(this.stopped ? { stopped: { ...this.stopped, ...(spec.items && !this.ingest.complete ? { unread: true } : {}) } } : {}),

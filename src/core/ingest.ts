@@ -1,9 +1,10 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { redact, type Secrets } from '../http/credentials.ts';
-import { toDownloadError, type ReasonCode } from '../errors.ts';
+import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
 import { META_INGESTED, type AddStats, type NewItem, type RunStore } from '../storage/state.ts';
 import { normalizeUrl } from './urls.ts';
 import type { Tally } from './tally.ts';
-import type { FailureEvent, ItemInput } from './types.ts';
+import type { FailureEvent, InputItem } from './types.ts';
 
 /** Inputs read and added per transaction. */
 const BATCH = 2000;
@@ -41,20 +42,28 @@ export class Ingest {
    * key, on the last batch) so is the mark that every input was read. `first` queues them before the pages waiting
    * (images a page found start at once).
    */
-  add(inputs: ItemInput[], ingested?: string, first = false): void {
+  add(inputs: InputItem[], ingested?: string, first = false): void {
     let credentialed = false;
     const rows = inputs.map((input): NewItem => {
+      const fields = input.key === undefined && input.caption === undefined ? null : { key: input.key, caption: input.caption };
       try {
+        if (input.bad) throw new DownloadError(input.bad.code, input.bad.message);
         const parsed = normalizeUrl(input.url);
         // Stored and deduped with the password as `***`; the password itself stays in memory (secrets).
         if (parsed.password !== '') credentialed = true;
         const url = this.secrets.add(parsed);
         const row: NewItem = { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
         if (input.headers !== undefined && Object.keys(input.headers).length > 0) row.headers = JSON.stringify(input.headers);
+        if (fields) row.fields = JSON.stringify(fields);
         return row;
       } catch (error) {
         const e = toDownloadError(error);
-        return { url: redact(String(input.url)), failure: { code: e.code, message: e.message } };
+        const shown = redact(String(input.url));
+        if (input.key === undefined) return { url: shown, failure: { code: e.code, message: e.message } };
+        // A table row that cannot be fetched is one failure per row (two rows with the same bad text are two), and
+        // never fetched: it is stored under its key (a line break cannot start a URL of a list), with its text.
+        const message = input.bad || !input.where ? e.message : `${input.where}: ${e.message}`;
+        return { url: `\n${input.key}`, fields: JSON.stringify({ input: shown, ...fields }), failure: { code: e.code, message } };
       }
     });
     const stats: AddStats = { added: 0, failed: 0, revived: 0 };
@@ -65,7 +74,11 @@ export class Ingest {
       if (ingested !== undefined) this.store.setMeta(META_INGESTED, ingested);
     });
     const failures: FailureEvent[] = [];
-    for (const row of rows) if (row.failure) failures.push({ url: row.url, status: null, code: row.failure.code, message: row.failure.message });
+    for (const row of rows) {
+      if (!row.failure) continue;
+      const url = row.fields ? (JSON.parse(row.fields) as { input?: string }).input ?? row.url : row.url;
+      failures.push({ url, status: null, code: row.failure.code, message: row.failure.message });
+    }
     this.tally.added(stats, failures);
   }
 
@@ -82,7 +95,7 @@ export class Ingest {
    * were all read by an earlier run under the same key reads nothing (unless some URLs had passwords, which only
    * reading again gives back).
    */
-  async run(source: AsyncIterable<ItemInput> | Iterable<ItemInput>, key: string | undefined, signal: AbortSignal): Promise<void> {
+  async run(source: AsyncIterable<InputItem> | Iterable<InputItem>, key: string | undefined, signal: AbortSignal): Promise<void> {
     // The mark is committed with the last batch, so it never runs ahead of the state.
     if (key !== undefined && this.store.getMeta(META_INGESTED) === key && !hasCredentialedUrls(this.store)) {
       this.complete = true;
@@ -90,13 +103,16 @@ export class Ingest {
     }
     this.tally.ingesting = true;
     try {
-      let batch: ItemInput[] = [];
+      let batch: InputItem[] = [];
       for await (const input of source) {
         if (signal.aborted) return;
         batch.push(input);
         if (batch.length >= BATCH) {
           this.add(batch);
           batch = [];
+          // A source that yields without I/O (a Parquet slice in memory, a plugin's generator) would otherwise
+          // keep the downloads waiting until it ends: they get their turn after every batch.
+          await nextTurn();
         }
       }
       if (signal.aborted) return;

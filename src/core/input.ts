@@ -12,7 +12,7 @@ export function isBinary(head: Uint8Array): boolean {
 }
 
 /**
- * A URL given to the library (a string, a URL, or `{ url, name?, metadata? }`) as an item, or what is wrong with it
+ * A URL given to the library (a string, a URL, or `{ url, name?, metadata?, key?, caption? }`) as an item, or what is wrong with it
  * (to follow "Expected `items[i]`"): the one coercion for `get`'s items and the in-memory downloader's inputs,
  * which report it differently (a usage error before any work; a failed result in a batch that goes on).
  */
@@ -21,9 +21,17 @@ export function asItem(input: unknown): ItemInput | { wrong: string } {
   if (input instanceof URL) return { url: input.href };
   const item = input as Partial<ItemInput> | null;
   if (typeof item === 'object' && item !== null && (typeof item.url === 'string' || (item.url as unknown) instanceof URL)) {
-    if (item.name !== undefined && typeof item.name !== 'string') return { wrong: `.name\` to be a string, got ${JSON.stringify(item.name)}` };
+    for (const field of ['name', 'key', 'caption'] as const) {
+      if (item[field] !== undefined && typeof item[field] !== 'string') return { wrong: `.${field}\` to be a string, got ${JSON.stringify(item[field])}` };
+    }
     const url = typeof item.url === 'string' ? item.url.trim() : String(item.url);
-    return { url, ...(item.name === undefined ? {} : { name: item.name }), ...(item.metadata === undefined ? {} : { metadata: item.metadata }) };
+    return {
+      url,
+      ...(item.name === undefined ? {} : { name: item.name }),
+      ...(item.metadata === undefined ? {} : { metadata: item.metadata }),
+      ...(item.key === undefined ? {} : { key: item.key }),
+      ...(item.caption === undefined ? {} : { caption: item.caption }),
+    };
   }
   return { wrong: `\` to be a URL or { url, name?, metadata? }, got ${JSON.stringify(input)}` };
 }

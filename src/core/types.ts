@@ -44,6 +44,10 @@ export const DEFAULTS: EngineOptions = {
 
 export const METADATA_FILE = 'metadata.jsonl';
 export const FAILURES_FILE = 'failures.jsonl';
+/** The run's statistics (counts, failures by code and host, throughput over time), rewritten at the end of each run. */
+export const STATS_FILE = 'stats.json';
+/** The run's report page (thumbnails, failures, throughput chart), opened offline; see src/report/html.ts. */
+export const REPORT_FILE = 'report.html';
 /** The output folder's lock: one run at a time writes into a folder. */
 export const FOLDER_LOCK = '.imgdl-lock';
 /** Where bodies are written before they are put under their names (in the output folder: same file system). */
@@ -58,6 +62,18 @@ export interface ItemInput {
   metadata?: unknown;
   /** Headers to fetch it with (names in lower case, checked), on top of the run's. */
   headers?: Record<string, string>;
+  /** A stable key (an input table's row number, zero-padded: `000000042`), in its record and failure as `key`. */
+  key?: string;
+  /** Its caption (an input table's --caption-col), in its record and failure as `caption`. */
+  caption?: string;
+}
+
+/** An image read from an input: an ItemInput (internal), or a row that could not be used (recorded as failed, with its key). */
+export interface InputItem extends ItemInput {
+  /** Where it came from, for messages (`data.csv row 42, line 44`). */
+  where?: string;
+  /** A row that cannot be fetched: recorded failed with this code, never fetched. */
+  bad?: { code: ReasonCode; message: string };
 }
 
 /** A page to visit. */
@@ -84,6 +100,10 @@ export interface Summary {
   outDir: string;
   metadataFile: string;
   failuresFile: string;
+  /** stats.json in the output folder (absent when it could not be written: the disk was full). */
+  statsFile?: string;
+  /** report.html in the output folder (absent with `report: false`, or when it could not be written). */
+  reportFile?: string;
   /** Every line of the failure report (images and pages), by reason code. */
   failuresByCode: Partial<Record<ReasonCode, number>>;
   /** With --retry-failed: the earlier failures that were tried again, by reason code. */
@@ -207,7 +227,7 @@ export interface RunSpec {
   outDir: string;
   options: EngineOptions;
   /** Images to add (read lazily; a big list streams in while downloads run). */
-  items?: AsyncIterable<ItemInput> | Iterable<ItemInput>;
+  items?: AsyncIterable<InputItem> | Iterable<InputItem>;
   /** Pages to start with (plugins' start pages). */
   requests?: PageInput[];
   handlers?: Record<string, LabelHandler>;
@@ -230,6 +250,8 @@ export interface RunSpec {
   signal?: AbortSignal;
   /** The HTTP client kind (default: undici where its Agent is usable, else the runtime's fetch). */
   httpKind?: HttpClientKind;
+  /** Write report.html at the end (stats.json is always written). @default true */
+  report?: boolean;
   /** An HTTP client to use instead (tests); the run closes it at the end. */
   http?: HttpClient;
 }

@@ -45,6 +45,8 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
    * `robots_disallowed`, unrequested. Images are never checked against robots.txt. @default false
    */
   ignoreRobots?: boolean;
+  /** Write `report.html` (thumbnails, failures, throughput) in the output folder at the end; stats.json is always written. @default true */
+  report?: boolean;
 }
 
 export interface PluginRunPlan {
@@ -101,7 +103,7 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
 }
 
 function downloadOptions(opts: RunPluginOptions): DownloadOptions {
-  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ignoreRobots: _ir, ...rest } = opts;
+  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ignoreRobots: _ir, report: _rp, ...rest } = opts;
   return rest;
 }
 
@@ -142,6 +144,7 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
     signal: opts.signal,
     // The client asked for; when none is, the engine makes this runtime's default.
     httpKind: opts.http,
+    report: opts.report === undefined ? true : flag('report', opts.report),
   });
   markRunStarted(plan.stateDir, { name: plan.run, kind: 'run', command: opts.command ?? ['run', p.name], outDir: plan.outDir });
   opts.onStart?.(engine);

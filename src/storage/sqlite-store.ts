@@ -59,6 +59,9 @@ const ADDED_COLUMNS: Array<[column: string, sql: string]> = [
   ['stack', 'ALTER TABLE items ADD COLUMN stack TEXT'],
   // Headers a plugin gave for the image (JSON), sent when it is fetched.
   ['headers', 'ALTER TABLE items ADD COLUMN headers TEXT'],
+  // An input table's row (JSON: its `key` and `caption`; for a row that could not be used, `input`, the URL text it
+  // had), so a resumed run writes the same record and failure line without reading the table again.
+  ['fields', 'ALTER TABLE items ADD COLUMN fields TEXT'],
 ];
 
 /** Shard requests carry these keys (see the engine's crawl); every other request is a plugin page. */
@@ -68,20 +71,22 @@ const SQL = {
   getMeta: 'SELECT value FROM meta WHERE key = ?',
   setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
-  addItem: 'INSERT OR IGNORE INTO items (url, name, info, headers) VALUES (?, ?, ?, ?)',
+  addItem: 'INSERT OR IGNORE INTO items (url, name, info, headers, fields) VALUES (?, ?, ?, ?, ?)',
   request: 'UPDATE items SET requested = 1 WHERE url = ? AND requested = 0',
-  addFailedItem: `INSERT OR IGNORE INTO items (url, status, code, http_status, message, stack) VALUES (?, ${Failed}, ?, ?, ?, ?)`,
+  addFailedItem: `INSERT OR IGNORE INTO items (url, status, code, http_status, message, stack, fields) VALUES (?, ${Failed}, ?, ?, ?, ?, ?)`,
   addDoneItem: `INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at, requested) VALUES (?, ${Done}, ?, ?, 1, 0, 0)`,
-  pendingInRange: `SELECT id, url, name, info, headers FROM items WHERE id BETWEEN ? AND ? AND status = ${Pending} ORDER BY id`,
+  pendingInRange: `SELECT id, url, name, info, headers, fields FROM items WHERE id BETWEEN ? AND ? AND status = ${Pending} ORDER BY id`,
   claim: `UPDATE items SET status = ${Saving}, file = ?, record = ? WHERE id = ? AND status = ${Pending}`,
   unclaim: `UPDATE items SET status = ${Pending}, file = NULL, record = NULL WHERE id = ?`,
   fileTaken: 'SELECT 1 AS x FROM items WHERE file = ? COLLATE NOCASE',
   done: `UPDATE items SET status = ${Done}, recorded = 1, done_at = ? WHERE id = ?`,
-  fail: `UPDATE items SET status = ${Failed}, code = ?, http_status = ?, message = ?, stack = ? WHERE id = ?`,
-  failures: `SELECT url, code, http_status AS status, message, stack FROM items WHERE status = ${Failed} ORDER BY id`,
+  fail: `UPDATE items SET status = ${Failed}, code = ?, http_status = ?, message = ?, stack = ?, done_at = ? WHERE id = ?`,
+  failures: `SELECT url, code, http_status AS status, message, stack, fields FROM items WHERE status = ${Failed} ORDER BY id`,
   counts: 'SELECT status, count(*) AS n FROM items WHERE requested = 1 GROUP BY status',
   saving: `SELECT id, url, file, record FROM items WHERE status = ${Saving}`,
-  retryFailed: `UPDATE items SET status = ${Pending}, code = NULL, http_status = NULL, message = NULL, stack = NULL WHERE status = ${Failed}`,
+  // A table row that could not be used (no URL, unreadable) can never be fetched: it stays failed.
+  retryFailed: `UPDATE items SET status = ${Pending}, code = NULL, http_status = NULL, message = NULL, stack = NULL WHERE status = ${Failed} ` +
+    `AND (fields IS NULL OR fields NOT LIKE '{"input":%')`,
   resetPending: `UPDATE items SET status = ${Pending}, file = NULL, record = NULL WHERE id = ?`,
   pendingIds: `SELECT id FROM items WHERE status = ${Pending} ORDER BY id`,
   itemByUrl: 'SELECT id, status, file FROM items WHERE url = ?',
@@ -92,6 +97,12 @@ const SQL = {
   doneFiles: `SELECT id, url, file, record FROM items WHERE status = ${Done} AND file IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
   resetDone: `UPDATE items SET status = ${Pending}, file = NULL, record = NULL, recorded = 0, done_at = NULL WHERE id = ? AND status = ${Done}`,
   doneRecords: `SELECT id, url, record FROM items WHERE status = ${Done} AND record IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
+  // Statistics at the end of a run: when images were settled (saved or failed), and the bytes saved.
+  settledSpan: `SELECT min(done_at) AS first, max(done_at) AS last FROM items WHERE status IN (${Done}, ${Failed}) AND done_at > 0 AND requested = 1`,
+  timeline: `SELECT CAST((done_at - ?) / ? AS INTEGER) AS bucket, coalesce(sum(status = ${Done}), 0) AS images, coalesce(sum(status = ${Failed}), 0) AS failed, ` +
+    `coalesce(sum(CASE WHEN status = ${Done} THEN json_extract(record, '$.bytes') END), 0) AS bytes ` +
+    `FROM items WHERE status IN (${Done}, ${Failed}) AND done_at > 0 AND requested = 1 GROUP BY bucket ORDER BY bucket`,
+  savedBytes: `SELECT coalesce(sum(json_extract(record, '$.bytes')), 0) AS bytes FROM items WHERE status = ${Done} AND requested = 1`,
   // Pages that failed
   pageFail: 'INSERT INTO page_failures (unique_key, url, label, code, http_status, message, stack) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
     'ON CONFLICT(unique_key) DO UPDATE SET code = excluded.code, http_status = excluded.http_status, message = excluded.message, stack = excluded.stack',
@@ -193,8 +204,8 @@ export class SqliteRunStore implements RunStore {
       for (const item of items) {
         const f = item.failure;
         const res = f
-          ? this.q.addFailedItem.run(item.url, f.code, f.status ?? null, f.message.slice(0, 2000), f.stack ?? null)
-          : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null, item.headers ?? null);
+          ? this.q.addFailedItem.run(item.url, f.code, f.status ?? null, f.message.slice(0, 2000), f.stack ?? null, item.fields ?? null)
+          : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null, item.headers ?? null, item.fields ?? null);
         if (res.changes === 0) stats.revived += Number(this.q.request.run(item.url).changes);
         else if (f) stats.failed++;
         added += Number(res.changes);
@@ -215,9 +226,12 @@ export class SqliteRunStore implements RunStore {
   }
 
   pendingInRange(from: number, to: number): Item[] {
-    const rows = this.q.pendingInRange.all(from, to) as unknown as Array<Omit<Item, 'headers'> & { headers?: string | null }>;
-    // Most images have no headers of their own: the row is then just { id, url, name, info }.
-    for (const row of rows) if (row.headers === null) delete row.headers;
+    const rows = this.q.pendingInRange.all(from, to) as unknown as Array<Omit<Item, 'headers' | 'fields'> & { headers?: string | null; fields?: string | null }>;
+    // Most images have no headers of their own, and only a table's rows have fields: the row is then just { id, url, name, info }.
+    for (const row of rows) {
+      if (row.headers === null) delete row.headers;
+      if (row.fields === null) delete row.fields;
+    }
     return rows as Item[];
   }
 
@@ -252,11 +266,35 @@ export class SqliteRunStore implements RunStore {
   }
 
   markFailed(id: number, failure: Omit<FailureRecord, 'url'>): void {
-    this.q.fail.run(failure.code, failure.status, failure.message.slice(0, 2000), failure.stack ?? null, id);
+    this.q.fail.run(failure.code, failure.status, failure.message.slice(0, 2000), failure.stack ?? null, Date.now(), id);
   }
 
   failures(): FailureRecord[] {
-    return (this.q.failures.all() as unknown as Array<FailureRecord & { stack: string | null }>).map(withoutNullStack);
+    return (this.q.failures.all() as unknown as Array<FailureRecord & { stack: string | null; fields: string | null }>).map(({ fields, ...f }) => {
+      const failure = withoutNullStack(f);
+      if (fields === null) return failure;
+      // A table row: its key and caption; one that could not be used shows the URL text it had.
+      const { input, ...row } = JSON.parse(fields) as { input?: string; key?: string; caption?: string };
+      return { ...failure, ...(input === undefined ? {} : { url: input }), ...row };
+    });
+  }
+
+  settledSpan(): { first: number; last: number } | undefined {
+    const row = this.q.settledSpan.get() as { first: number | null; last: number | null };
+    return row.first === null || row.last === null ? undefined : { first: Number(row.first), last: Number(row.last) };
+  }
+
+  timeline(from: number, bucketMs: number): Array<{ bucket: number; images: number; failed: number; bytes: number }> {
+    return (this.q.timeline.all(from, bucketMs) as Array<Record<string, number>>).map((r) => ({
+      bucket: Number(r['bucket']),
+      images: Number(r['images']),
+      failed: Number(r['failed']),
+      bytes: Number(r['bytes']),
+    }));
+  }
+
+  savedBytes(): number {
+    return Number((this.q.savedBytes.get() as { bytes: number }).bytes);
   }
 
   saving(): ImageRow[] {

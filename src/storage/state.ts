@@ -20,6 +20,8 @@ export interface Item {
   info: string | null;
   /** Headers to fetch it with (a plugin's), as JSON; absent when none. */
   headers?: string;
+  /** An input table's row: `{"key","caption"}` as JSON, merged into its record; absent for other images. */
+  fields?: string;
 }
 
 export interface FailureRecord {
@@ -29,6 +31,10 @@ export interface FailureRecord {
   message: string;
   /** The stack behind an `internal` or `plugin_error` failure (absent otherwise). */
   stack?: string;
+  /** An input table's row: its key. */
+  key?: string;
+  /** An input table's row: its caption. */
+  caption?: string;
 }
 
 /** What one addItems call changed: new rows (of which `failed` were added as failures), and images known from an
@@ -78,6 +84,8 @@ export interface NewItem {
   info?: string | null;
   /** Headers to fetch it with, as JSON. */
   headers?: string | null;
+  /** An input table's row (see Item.fields); a row that could not be used also has `input`, its URL text. */
+  fields?: string | null;
   failure?: Omit<FailureRecord, 'url' | 'status'> & { status?: number | null };
 }
 
@@ -124,9 +132,18 @@ export interface ImageState {
    * kept while a run over a million hosts goes on.
    */
   hostCounts(host: string, since: number): { images: number; failed: number };
-  /** Puts every failed image back to pending; returns how many. */
+  /** Puts every failed image back to pending (but input table rows that could not be used); returns how many. */
   retryFailed(): number;
   counts(): Counts;
+  /** When the first and the last image of the run were settled (saved or failed), in ms; undefined when none was. */
+  settledSpan(): { first: number; last: number } | undefined;
+  /**
+   * Images saved and failed, and bytes saved, per `bucketMs` from `from` (bucket n covers from + n·bucketMs), only
+   * the buckets with some; for stats.json's throughput over time, asked once at the end of a run.
+   */
+  timeline(from: number, bucketMs: number): Array<{ bucket: number; images: number; failed: number; bytes: number }>;
+  /** Bytes of every image the run saved (from their records). */
+  savedBytes(): number;
 }
 
 /** Pages that failed, kept apart from images. */

@@ -14,7 +14,7 @@ export interface SavedRecord {
 }
 
 /** Files in the folder that are not images: imgdl's own files. */
-const OWN_FILES = new Set(['metadata.jsonl', 'failures.jsonl']);
+const OWN_FILES = new Set(['metadata.jsonl', 'failures.jsonl', 'stats.json', 'report.html']);
 
 /**
  * The folder holds exactly one record per URL of `saved` (and no other), each record's file has the record's size
