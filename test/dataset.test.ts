@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import tar from 'tar-stream';
 import { get } from '../src/get.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
-import { BIN, readJsonl, runCli, tmpDir } from './helpers/cli.ts';
+import { BIN, readJsonl, runCli, runProcess, tmpDir } from './helpers/cli.ts';
 import { assertFolder, failureCodes } from './helpers/invariants.ts';
 import { crc32, png } from './helpers/images.ts';
 
@@ -418,3 +418,29 @@ test('--dedupe with --layout webdataset: one sample per distinct image, duplicat
     await origin.close();
   }
 });
+
+test('without sharp installed, processing is one clear line, exit 2, before any request', async () => {
+  const origin = await startOrigin();
+  try {
+    const dir = tmpDir();
+    // A resolve hook that makes `sharp` unresolvable, as in a project that did not install it.
+    const hook = `export async function resolve(s, c, next) { if (s === 'sharp') { const e = new Error("Cannot find package 'sharp'"); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; } return next(s, c); }`;
+    fs.writeFileSync(path.join(dir, 'no-sharp.mjs'), `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));\n`);
+    const r = await runProcessWith(['--import', './no-sharp.mjs', BIN, 'get', origin.url('/img/x.png'), '--resize', '64', '--storage', 's', '--quiet'], dir);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /needs sharp: npm install sharp/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.equal(origin.log.length, 0);
+    // A run without processing never loads it.
+    const plain = await runProcessWith(['--import', './no-sharp.mjs', BIN, 'get', origin.url('/img/x.png'), '--storage', 's', '--quiet'], dir);
+    assert.equal(plain.code, 0, plain.stderr);
+  } finally {
+    await origin.close();
+  }
+});
+
+function runProcessWith(args: string[], cwd: string) {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env['IMGDL_STORAGE'];
+  return runProcess(process.execPath, args, { cwd, env, timeoutMs: 60_000 });
+}
