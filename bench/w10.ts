@@ -6,7 +6,7 @@
  *
  *   npm run build --silent && node --import tsx bench/w10.ts [--rounds N] [--count 2000] [--tools imgdl,aiohttp-pillow]
  *
- * The images are made once with sharp and cached in bench/results/w10-images/ (100 distinct photos-like JPEGs,
+ * The images are made once with sharp and cached in bench/results/w10-images-2048x1536/ (50 distinct photo-like JPEGs,
  * each URL serving one of them with its own JPEG comment, so every body is distinct). Bounded: each run has a
  * timeout, the origin and temp folders go at the end. The peer is skipped, with a message, when python3 with
  * aiohttp and Pillow is absent (bash bench/setup.sh installs them).
@@ -22,10 +22,10 @@ import { parseArgs } from 'node:util';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.dirname(benchDir);
-const cacheDir = path.join(benchDir, 'results', 'w10-images');
-const DISTINCT = 100;
-const WIDTH = 1600;
-const HEIGHT = 1200;
+const DISTINCT = 50;
+const WIDTH = 2048;
+const HEIGHT = 1536;
+const cacheDir = path.join(benchDir, 'results', `w10-images-${WIDTH}x${HEIGHT}`);
 const CONCURRENCY = 64;
 const SIZE = 256;
 const RUN_TIMEOUT_MS = 15 * 60_000;
@@ -44,12 +44,13 @@ async function baseImages(): Promise<Buffer[]> {
   process.stdout.write(`W10: making ${DISTINCT} JPEGs of ${WIDTH}x${HEIGHT} in ${path.relative(repoRoot, cacheDir)} (once)\n`);
   for (const [i, file] of files.entries()) {
     const raw = Buffer.alloc(WIDTH * HEIGHT * 3);
+    // A 3-megapixel photo's worth of detail: smooth shapes plus grain, about 1 MB as a JPEG at quality 85.
     let x = 1 + i * 7919;
     for (let p = 0; p < raw.length; p++) {
       x = (x * 1103515245 + 12345) & 0x7fffffff;
       const col = (p / 3) % WIDTH;
       const row = Math.floor(p / 3 / WIDTH);
-      raw[p] = (((col + i * 13) ^ row) & 0xff) * 0.6 + (x % 96);
+      raw[p] = 128 + 60 * Math.sin((col + i * 31) / 97 + (p % 3)) * Math.cos(row / (61 + i)) + (x % 56) - 28;
     }
     fs.writeFileSync(file, await sharp(raw, { raw: { width: WIDTH, height: HEIGHT, channels: 3 } }).jpeg({ quality: 85 }).toBuffer());
   }
@@ -73,11 +74,13 @@ interface Result {
   seconds: number;
   imagesPerSecond: number;
   peakRssMb: number | null;
+  /** CPU time (user + system, all threads) per image, from /proc; what a loaded machine does not change much. */
+  cpuMsPerImage: number | null;
   note?: string;
 }
 
 /** Runs a command with a timeout, sampling its peak RSS (VmHWM of the process and, for the peer, itself only). */
-function run(command: string, args: string[], cwd: string): Promise<{ code: number | null; ms: number; stdout: string; stderr: string; peakKb: number | null }> {
+function run(command: string, args: string[], cwd: string): Promise<{ code: number | null; ms: number; stdout: string; stderr: string; peakKb: number | null; cpuMs: number | null }> {
   const started = Date.now();
   const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, IMGDL_STORAGE: '' } });
   let stdout = '';
@@ -85,8 +88,13 @@ function run(command: string, args: string[], cwd: string): Promise<{ code: numb
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   let peakKb: number | null = null;
+  let cpuMs: number | null = null;
+  const tick = 1000 / 100; // USER_HZ: 100 on Linux
   const sampler = setInterval(() => {
     try {
+      // utime + stime (fields 14 and 15), threads included; the last sample before exit.
+      const fields = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      cpuMs = (Number(fields[11]) + Number(fields[12])) * tick;
       const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       if (m) peakKb = Math.max(peakKb ?? 0, Number(m[1]));
     } catch {
@@ -98,7 +106,7 @@ function run(command: string, args: string[], cwd: string): Promise<{ code: numb
     child.on('close', (code) => {
       clearInterval(sampler);
       clearTimeout(killer);
-      resolve({ code, ms: Date.now() - started, stdout, stderr, peakKb });
+      resolve({ code, ms: Date.now() - started, stdout, stderr, peakKb, cpuMs });
     }),
   );
 }
@@ -149,10 +157,10 @@ async function main(): Promise<void> {
           images = 0;
         }
         const seconds = r.ms / 1000;
-        const result: Result = { tool, round, ok: r.code === 0 && images === count, images, seconds, imagesPerSecond: images / seconds, peakRssMb: r.peakKb === null ? null : Math.round(r.peakKb / 1024) };
+        const result: Result = { tool, round, ok: r.code === 0 && images === count, images, seconds, imagesPerSecond: images / seconds, peakRssMb: r.peakKb === null ? null : Math.round(r.peakKb / 1024), cpuMsPerImage: r.cpuMs === null || images === 0 ? null : Math.round((r.cpuMs / images) * 10) / 10 };
         if (!result.ok) result.note = `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`;
         results.push(result);
-        process.stdout.write(`  round ${round} ${tool.padEnd(15)} ${result.imagesPerSecond.toFixed(1).padStart(7)} images/s  ${seconds.toFixed(1).padStart(6)} s  peak RSS ${result.peakRssMb ?? '?'} MB${result.note ? `  (${result.note})` : ''}\n`);
+        process.stdout.write(`  round ${round} ${tool.padEnd(15)} ${result.imagesPerSecond.toFixed(1).padStart(7)} images/s  ${seconds.toFixed(1).padStart(6)} s  peak RSS ${result.peakRssMb ?? '?'} MB  CPU ${result.cpuMsPerImage ?? '?'} ms/image${result.note ? `  (${result.note})` : ''}\n`);
         fs.rmSync(out, { recursive: true, force: true });
       }
     }
@@ -165,17 +173,19 @@ async function main(): Promise<void> {
     const s = [...xs].sort((a, b) => a - b);
     return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
   };
-  const byTool = new Map<string, { ips: number; rss: number }>();
+  const byTool = new Map<string, { ips: number; rss: number; cpu: number }>();
   for (const tool of tools) {
     const ok = results.filter((r) => r.tool === tool && r.ok);
     if (ok.length === 0) continue;
-    byTool.set(tool, { ips: median(ok.map((r) => r.imagesPerSecond)), rss: median(ok.map((r) => r.peakRssMb ?? NaN)) });
+    byTool.set(tool, { ips: median(ok.map((r) => r.imagesPerSecond)), rss: median(ok.map((r) => r.peakRssMb ?? NaN)), cpu: median(ok.map((r) => r.cpuMsPerImage ?? NaN)) });
   }
-  process.stdout.write('\n| tool | images/s (median) | peak RSS MB (median) |\n|---|---|---|\n');
-  for (const [tool, m] of byTool) process.stdout.write(`| ${tool} | ${m.ips.toFixed(1)} | ${m.rss} |\n`);
+  process.stdout.write('\n| tool | images/s (median) | peak RSS MB (median) | CPU ms per image (median) |\n|---|---|---|---|\n');
+  for (const [tool, m] of byTool) process.stdout.write(`| ${tool} | ${m.ips.toFixed(1)} | ${m.rss} | ${m.cpu} |\n`);
   const a = byTool.get('imgdl');
   const b = byTool.get('aiohttp-pillow');
-  if (a && b) process.stdout.write(`\nimgdl / peer: ${(a.ips / b.ips).toFixed(2)}× the images per second (target ≥ 2×: ${a.ips >= 2 * b.ips ? 'met' : 'missed'})\n`);
+  if (a && b) {
+    process.stdout.write(`\nimgdl / peer: ${(a.ips / b.ips).toFixed(2)}× the images per second (target ≥ 2×: ${a.ips >= 2 * b.ips ? 'met' : 'missed'}); ${(b.cpu / a.cpu).toFixed(2)}× less CPU per image\n`);
+  }
   fs.mkdirSync(path.join(benchDir, 'results'), { recursive: true });
   fs.writeFileSync(path.join(benchDir, 'results', 'w10.json'), JSON.stringify({ date: new Date().toISOString(), count, meanBytes: Math.round(mean), results }, null, 2));
 }

@@ -290,7 +290,7 @@ test('--layout webdataset: shards of --shard-size samples, each read back and ch
     const out = path.join(dir, 'out');
     const items = Object.keys(images).map((p, i) => (i % 5 === 0 ? { url: origin.url(p), metadata: { caption: `a photo number ${i}` } } : { url: origin.url(p) }));
     const missing = [origin.url('/status/404'), origin.url('/html-as-png/x.png')];
-    const summary = await get({ items: [...items, ...missing.map((url) => ({ url }))], out, storage: path.join(dir, 's'), layout: 'webdataset', shardSize: 10, resize: 64, resizeMode: 'keep-ratio', format: 'webp' });
+    const summary = await get({ items: [...items, ...missing.map((url) => ({ url }))], out, storage: path.join(dir, 's'), layout: 'webdataset', shardSize: 10, resize: 64, resizeMode: 'keep-ratio', format: 'webp', keepOriginal: true });
     assert.equal(summary.downloaded, 23);
     assert.equal(summary.failed, 2);
     const { shards, byUrl } = await checkShards(out);
@@ -302,6 +302,7 @@ test('--layout webdataset: shards of --shard-size samples, each read back and ch
       const meta = await sharp(members.get(`${rec.key}.webp`)!).metadata();
       assert.deepEqual([meta.format, meta.height], ['webp', 64], `${url} resized and converted`);
       assert.equal(rec.original!.sha256, sha(images[new URL(url).pathname]!), "the original's sha256");
+      assert.equal(sha(members.get(`${rec.key}.orig.jpg`)!), rec.original!.sha256, '--keep-original: KEY.orig.jpg is the original as fetched');
     }
     const captioned = [...byUrl.values()].filter((s) => s.rec.caption !== undefined);
     assert.equal(captioned.length, 5, 'a KEY.txt for each image with a caption');

@@ -103,6 +103,11 @@ export interface FetchContext {
    * the run's: sent under the same rule as those. Set per image or page.
    */
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Bodies up to this many bytes stay in memory (returned as `body`, no temporary file written); larger ones stream
+   * to the temporary file past 512 KB as usual. Set for image processing, which decodes from memory.
+   */
+  bodyInMemory?: number;
 }
 
 /** What saving into a run's folder needs on top of fetching. */
@@ -116,7 +121,7 @@ export interface DownloadContext extends FetchContext {
    * Dataset runs (processing, --dedupe, --layout webdataset: src/output/dataset.ts): takes each fetched, validated
    * image instead of save(). None: save() as fetched.
    */
-  output?: { save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord> };
+  output?: { save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord>; readonly bodyInMemory?: number };
 }
 
 const CLAIM_BATCH_MS = 3;
@@ -568,7 +573,7 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       chunks.push(chunk);
       buffered += chunk.length;
       if (!sniffed && buffered >= SNIFF_BYTES) sniffed = await sniffOrThrow(Buffer.concat(chunks));
-      if (buffered > IN_MEMORY_LIMIT && tmpPath !== undefined) {
+      if (buffered > (ctx.bodyInMemory ?? IN_MEMORY_LIMIT) && tmpPath !== undefined) {
         // Large body: from here on it streams to disk, so memory stays flat whatever the image size.
         file = await openTmp(tmpPath);
         for (const c of chunks.splice(0)) await write(file, c);
@@ -593,6 +598,8 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
     };
     // Fetched into memory: the whole body is the result, nothing goes to disk.
     if (tmpPath === undefined) return { ...fetched, body: head };
+    // Kept in memory for the caller (image processing reads it from there), which writes it if it needs a file.
+    if (!file && ctx.bodyInMemory !== undefined) return { ...fetched, body: head };
     if (!file) {
       // A small body is written in one synchronous call: cheaper than four thread-pool round trips
       // (open, write, close, rename) per image, and short enough not to hold up the event loop.

@@ -29,7 +29,7 @@ export class ImageLane {
   ) {
     this.stateDir = folder.stateDir;
     this.outDir = folder.outDir;
-    this.ctx = { ...fetch, store, outDir: folder.outDir, tmpDir: folder.tmpDir, claims: new NameClaims(store, folder.existing), output: folder.output };
+    this.ctx = { ...fetch, store, outDir: folder.outDir, tmpDir: folder.tmpDir, claims: new NameClaims(store, folder.existing), output: folder.output, bodyInMemory: folder.output?.bodyInMemory };
     this.output = folder.output;
   }
 

@@ -30,7 +30,9 @@ export interface OutputSink {
 export class FilesSink implements OutputSink {
   constructor(private readonly keepOriginal: boolean) {}
 
-  save(item: Item, url: URL, fetched: Fetched, tmpPath: string, processed: Processed | undefined, ctx: DownloadContext): Promise<ImageRecord> {
+  async save(item: Item, url: URL, fetched: Fetched, tmpPath: string, processed: Processed | undefined, ctx: DownloadContext): Promise<ImageRecord> {
+    // A body kept in memory (for processing) goes to its temporary file only when it is what is saved, or kept.
+    if (fetched.body !== undefined && (!processed?.output || this.keepOriginal)) await writeTmp(tmpPath, fetched.body);
     return save(item, url, fetched, tmpPath, ctx, processed ? { processed, keepOriginal: this.keepOriginal } : undefined);
   }
 
@@ -87,6 +89,17 @@ export class Dedupe {
   }
 }
 
+async function writeTmp(file: string, body: Buffer): Promise<void> {
+  try {
+    await fs.promises.writeFile(file, body);
+  } catch (error) {
+    throw new DownloadError('write_failed', `Could not write the temporary file: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Bodies up to this size stay in memory when images are processed (sharp decodes them from there). */
+const PROCESS_IN_MEMORY = 32 * 1024 * 1024;
+
 /** The dataset steps of a run: dedupe, then processing, then the sink. */
 export class Dataset {
   private readonly dedupe: Dedupe | undefined;
@@ -98,7 +111,11 @@ export class Dataset {
     private readonly store: RunStore,
   ) {
     this.dedupe = options.dedupe ? new Dedupe() : undefined;
+    this.bodyInMemory = options.processing ? PROCESS_IN_MEMORY : undefined;
   }
+
+  /** See FetchContext.bodyInMemory. */
+  readonly bodyInMemory: number | undefined;
 
   get check(): SavedCheck | undefined {
     return this.sink.check;
@@ -129,7 +146,7 @@ export class Dataset {
     }
     try {
       const spec = this.options.processing;
-      const processed = spec ? await processImage(this.sharp!, tmpPath, spec) : undefined;
+      const processed = spec ? await processImage(this.sharp!, fetched.body ?? tmpPath, spec) : undefined;
       const record = await this.sink.save(item, url, fetched, tmpPath, processed, ctx);
       settle?.(record);
       return record;
