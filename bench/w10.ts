@@ -6,7 +6,7 @@
  *
  *   npm run build --silent && node --import tsx bench/w10.ts [--rounds N] [--count 2000] [--tools imgdl,aiohttp-pillow]
  *
- * The images are made once with sharp and cached in bench/results/w10-images-2048x1536/ (50 distinct photo-like JPEGs,
+ * The images are made once with sharp and cached in bench/results/w10-images-2048x1536/ (12 distinct photo-like JPEGs,
  * each URL serving one of them with its own JPEG comment, so every body is distinct). Bounded: each run has a
  * timeout, the origin and temp folders go at the end. The peer is skipped, with a message, when python3 with
  * aiohttp and Pillow is absent (bash bench/setup.sh installs them).
@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.dirname(benchDir);
-const DISTINCT = 50;
+const DISTINCT = 12;
 const WIDTH = 2048;
 const HEIGHT = 1536;
 const cacheDir = path.join(benchDir, 'results', `w10-images-${WIDTH}x${HEIGHT}`);

@@ -376,6 +376,12 @@ export class WebDatasetSink implements OutputSink {
     if (finished && (this.state.samples > 0 || noted)) await this.complete();
     await this.file?.close().catch(() => {});
     this.file = undefined;
+    if (finished && this.state.samples === 0) {
+      // Nothing in the open shard: no empty part files left behind (a crash may have created them).
+      for (const file of [this.path(this.state.shard, 'tar', true), index]) {
+        if (fs.existsSync(file) && fs.statSync(file).size === 0) await fs.promises.rm(file, { force: true });
+      }
+    }
   }
 }
 
