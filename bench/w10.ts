@@ -28,7 +28,7 @@ const HEIGHT = 1536;
 const cacheDir = path.join(benchDir, 'results', `w10-images-${WIDTH}x${HEIGHT}`);
 const CONCURRENCY = 64;
 const SIZE = 256;
-const RUN_TIMEOUT_MS = 15 * 60_000;
+const RUN_TIMEOUT_MS = 40 * 60_000;
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' }, count: { type: 'string', default: '2000' }, tools: { type: 'string', default: 'imgdl,aiohttp-pillow' } } });
 const rounds = Number(values.rounds);

@@ -121,7 +121,12 @@ export interface DownloadContext extends FetchContext {
    * Dataset runs (processing, --dedupe, --layout webdataset: src/output/dataset.ts): takes each fetched, validated
    * image instead of save(). None: save() as fetched.
    */
-  output?: { save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord>; readonly bodyInMemory?: number };
+  output?: {
+    save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord>;
+    readonly bodyInMemory?: number;
+    /** Bounds the images between the start of their download and the end of their processing (their bodies in memory). */
+    gate<T>(fn: () => Promise<T>): Promise<T>;
+  };
 }
 
 const CLAIM_BATCH_MS = 3;
@@ -211,8 +216,9 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
   try {
     const url = normalizeUrl(item.url);
     const { url: sent, ctx: itemCtx } = withCredentials(url, item.headers ? { ...ctx, headers: JSON.parse(item.headers) as Record<string, string> } : ctx);
-    const fetched = await fetchImage(sent, itemCtx, tmpPath);
-    return await (ctx.output ? ctx.output.save(item, sent, fetched, tmpPath, ctx) : save(item, sent, fetched, tmpPath, ctx));
+    const output = ctx.output;
+    if (!output) return await save(item, sent, await fetchImage(sent, itemCtx, tmpPath), tmpPath, ctx);
+    return await output.gate(async () => output.save(item, sent, await fetchImage(sent, itemCtx, tmpPath), tmpPath, ctx));
   } catch (error) {
     await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });

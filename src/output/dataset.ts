@@ -2,6 +2,7 @@
 // the output layout (an OutputSink: files, or WebDataset tar shards). The engine makes one only when asked for any
 // of these; a plain run saves as fetched (save() in src/core/download.ts).
 import fs from 'node:fs';
+import pLimit from 'p-limit';
 import { DownloadError, type ReasonCode } from '../errors.ts';
 import { save, type DownloadContext, type Fetched, type ImageRecord } from '../core/download.ts';
 import type { EngineOptions } from '../core/types.ts';
@@ -112,7 +113,14 @@ export class Dataset {
   ) {
     this.dedupe = options.dedupe ? new Dedupe() : undefined;
     this.bodyInMemory = options.processing ? PROCESS_IN_MEMORY : undefined;
+    // Processing is slower than downloading: without a bound, bodies fetched faster than they are resized would pile
+    // up in memory (851 MB at W10). At most --concurrency images are between their download's start and the end of
+    // their processing, so downloads keep pace with the cores.
+    const limit = options.processing ? pLimit(options.concurrency) : undefined;
+    this.gate = limit ? (fn) => limit(fn) : (fn) => fn();
   }
+
+  readonly gate: <T>(fn: () => Promise<T>) => Promise<T>;
 
   /** See FetchContext.bodyInMemory. */
   readonly bodyInMemory: number | undefined;
