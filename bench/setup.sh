@@ -8,10 +8,11 @@ command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
 command -v wget2 >/dev/null 2>&1 || missing+=(wget2)
 /usr/bin/python3 -c 'import aiohttp' >/dev/null 2>&1 || missing+=(python3-aiohttp)
 /usr/bin/python3 -c 'import requests' >/dev/null 2>&1 || missing+=(python3-requests)
+/usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || missing+=(python3-pil) # W10's peer resizes with Pillow
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux) # --pin
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "bench peers: all present (aria2c, wget2, python3-aiohttp, python3-requests, taskset)"
+  echo "bench peers: all present (aria2c, wget2, python3-aiohttp, python3-requests, python3-pil, taskset)"
   exit 0
 fi
 

@@ -10,7 +10,7 @@ export const REASON_CODES = {
   not_image: 'The body is not an image (checked by magic bytes, not by Content-Type).',
   truncated: 'The body ended before Content-Length bytes arrived, or the connection broke mid-body.',
   timeout: 'Connecting, waiting for headers, a stalled body or the whole download took too long.',
-  too_large: 'The body is larger than --max-bytes.',
+  too_large: 'The body is larger than --max-bytes, or (with image processing) the image declares more pixels than the limit (a pixel bomb).',
   too_many_redirects: 'More redirects than allowed, or a redirect loop.',
   network: 'The connection failed (refused, reset, DNS, TLS).',
   write_failed: 'The file could not be written (disk full, permissions, bad path).',
@@ -21,6 +21,9 @@ export const REASON_CODES = {
   private_address: 'The host resolves to a loopback, private or otherwise non-public address and --block-private is on.',
   robots_disallowed: "The site's robots.txt disallows this plugin page for our user agent, or could not be fetched (5xx, 429, unreachable). Not retried.",
   opted_out: 'The image carries an X-Robots-Tag opting it out (noai, noimageai, none by default); nothing was saved. Not retried.',
+  decode_failed: 'With image processing on (--resize, --format, --min-size…): the body could not be decoded (corrupt data, or a format sharp cannot read). Not retried.',
+  too_small: 'With --min-size: the image is smaller than asked for. Not retried.',
+  aspect_ratio: 'With --max-aspect: the ratio of the longer side to the shorter is over the limit. Not retried.',
   internal: 'An unexpected error inside imgdl (a bug, not the server or the network); the failure keeps its stack. Not retried.',
 } as const;
 

@@ -3,6 +3,7 @@ import { UsageError } from './errors.ts';
 import { DEFAULTS, type EngineOptions } from './core/types.ts';
 import { loadCookieJar, requestHeaders } from './http/headers.ts';
 import { proxySettings, type ProxyOption } from './http/proxy.ts';
+import { DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, RESIZE_MODES, type ProcessSpec } from './process/image.ts';
 
 /**
  * Options a user sets (CLI flags or library calls); times in seconds, sizes in bytes or with units ("20MB").
@@ -81,6 +82,37 @@ export interface DownloadOptions {
    * @example { proxy: 'http://127.0.0.1:3128' }
    */
   proxy?: ProxyOption;
+  /**
+   * Resize each image (needs sharp: `npm install sharp`): the size in pixels that `resizeMode` gives meaning to.
+   * Images are re-encoded as `format` (JPEG when none is given). @example 256
+   */
+  resize?: number | string;
+  /**
+   * How `resize` applies, as img2dataset means it: `keep-ratio` (the shorter side becomes `resize`, aspect kept),
+   * `keep-ratio-largest` (the longer side does), `center-crop` (shorter side to `resize`, then the centre square),
+   * `border` (fitted inside the square, padded with white to it), `no` (no resizing, only re-encoding).
+   * @default "border"
+   */
+  resizeMode?: string;
+  /** Re-encode each image as `jpeg` (also `jpg`), `webp`, `avif` or `png` (needs sharp). */
+  format?: string;
+  /** Encoder quality, 1-100 (re-encodes as JPEG unless `format` is given). @default sharp's (80 for JPEG and WebP, 50 for AVIF) */
+  quality?: number | string;
+  /** Images smaller than `WxH` (either side) fail with `too_small` (needs sharp). @example "256x256" */
+  minSize?: string;
+  /** Images whose longer side is more than this many times the shorter fail with `aspect_ratio` (needs sharp). @example 3 */
+  maxAspect?: number | string;
+  /** With `resize` or `format`: keep the original too (files: under `originals/`; webdataset: `KEY.orig.EXT`). */
+  keepOriginal?: boolean;
+  /**
+   * `files` (one file per image) or `webdataset` (tar shards of `shardSize` samples: `00000.tar`…, each sample
+   * `KEY.EXT` + `KEY.json` + `KEY.txt` when it has a caption, and an index `00000.jsonl` per shard). @default "files"
+   */
+  layout?: string;
+  /** Samples per tar shard with `layout: "webdataset"`. @default 10000 */
+  shardSize?: number | string;
+  /** Save each distinct image (by the sha256 of its bytes) once: a later copy's record points to the first (`duplicateOf`). @default false */
+  dedupe?: boolean;
 }
 
 /** An integer option ≥ `min` (a string of digits is accepted, as the CLI passes it); a UsageError naming it otherwise. */
@@ -131,7 +163,53 @@ function size(name: string, value: unknown): number {
   return parsed;
 }
 
-const KNOWN = new Set(['concurrency', 'perHost', 'rate', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork', 'ignoreOptOut', 'optOutDirectives', 'headers', 'referer', 'locationTrusted', 'cookies', 'proxy']);
+/** One of `choices`, as a UsageError naming the option otherwise. */
+function oneOf<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`Expected \`${name}\` to be one of ${choices.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+/** `WxH` (either may be 0) as two integers. */
+function dimensionsOf(name: string, value: unknown): { width: number; height: number } {
+  const m = typeof value === 'string' ? /^\s*(\d+)\s*[xX×]\s*(\d+)\s*$/.exec(value) : null;
+  if (!m) throw new UsageError(`Expected \`${name}\` to be WIDTHxHEIGHT in pixels like 256x256, got ${JSON.stringify(value)}`);
+  return { width: Number(m[1]), height: Number(m[2]) };
+}
+
+/** The processing options (resize… dedupe) into `o`; sharp is needed only when `o.processing` is set. */
+function resolveDataset(options: DownloadOptions, o: EngineOptions): void {
+  const given = (k: keyof DownloadOptions) => options[k] !== undefined;
+  const wantsProcessing = (['resize', 'resizeMode', 'format', 'quality', 'minSize', 'maxAspect', 'keepOriginal'] as const).some(given);
+  if (wantsProcessing) {
+    const spec: ProcessSpec = { mode: 'border', minWidth: 0, minHeight: 0, keepOriginal: false, maxPixels: DEFAULT_MAX_PIXELS };
+    if (given('resize')) spec.resize = integer('resize', options.resize, 1);
+    if (given('resizeMode')) spec.mode = oneOf('resizeMode', options.resizeMode, RESIZE_MODES);
+    if (given('format')) spec.format = oneOf('format', options.format === 'jpg' ? 'jpeg' : options.format, OUTPUT_FORMATS);
+    if (given('quality')) {
+      spec.quality = integer('quality', options.quality, 1);
+      if (spec.quality > 100) throw new UsageError(`Expected \`quality\` to be an integer from 1 to 100, got ${spec.quality}`);
+    }
+    if (given('minSize')) ({ width: spec.minWidth, height: spec.minHeight } = dimensionsOf('minSize', options.minSize));
+    if (given('maxAspect')) {
+      const r = typeof options.maxAspect === 'string' && /^\s*\d+(\.\d*)?\s*$/.test(options.maxAspect) ? Number(options.maxAspect) : options.maxAspect;
+      if (typeof r !== 'number' || !Number.isFinite(r) || r < 1) throw new UsageError(`Expected \`maxAspect\` to be a ratio ≥ 1 like 3, got ${JSON.stringify(options.maxAspect)}`);
+      spec.maxAspect = r;
+    }
+    if (given('keepOriginal')) spec.keepOriginal = flag('keepOriginal', options.keepOriginal);
+    // Resizing or a quality means re-encoding; JPEG unless a format is given (img2dataset's default too).
+    if (spec.format === undefined && ((spec.resize !== undefined && spec.mode !== 'no') || spec.quality !== undefined)) spec.format = 'jpeg';
+    if (given('resizeMode') && spec.mode !== 'no' && spec.resize === undefined) throw new UsageError('`resizeMode` needs `resize` (the size in pixels)');
+    if (spec.keepOriginal && spec.format === undefined) throw new UsageError('`keepOriginal` needs `resize` or `format` (else the original is what is saved)');
+    o.processing = spec;
+  }
+  if (given('layout')) o.layout = oneOf('layout', options.layout, ['files', 'webdataset'] as const);
+  if (given('shardSize')) o.shardSize = integer('shardSize', options.shardSize, 1);
+  if (given('dedupe')) o.dedupe = flag('dedupe', options.dedupe);
+}
+
+const KNOWN = new Set(['concurrency', 'perHost', 'rate', 'retries', 'retryDelay', 'timeout', 'stallTimeout', 'connectTimeout', 'maxBytes', 'maxRedirects', 'maxRetryAfter', 'userAgent', 'blockPrivateNetwork', 'ignoreOptOut', 'optOutDirectives', 'headers', 'referer', 'locationTrusted', 'cookies', 'proxy', 'resize', 'resizeMode', 'format', 'quality', 'minSize', 'maxAspect', 'keepOriginal', 'layout', 'shardSize', 'dedupe']);
 
 /** Validates user options up front (before any network work) and fills in defaults. */
 export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
@@ -178,6 +256,7 @@ export function resolveOptions(options: DownloadOptions = {}): EngineOptions {
     o.cookieJar = loadCookieJar(options.cookies);
   }
   if (given('proxy')) o.proxy = proxySettings('proxy', options.proxy);
+  resolveDataset(options, o);
   // A stall can never be allowed longer than the whole attempt.
   o.stallTimeoutMs = Math.min(o.stallTimeoutMs, o.timeoutMs);
   return o;

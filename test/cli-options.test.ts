@@ -90,7 +90,9 @@ test('the parseArgs options of each command: every flag and alias of before, and
   const shared = {
     out: { type: 'string', short: 'o' }, concurrency: { type: 'string', short: 'c' }, 'per-host': s, rate: s, retries: s, 'retry-delay': s,
     timeout: s, 'stall-timeout': s, 'connect-timeout': s, 'max-bytes': s, 'max-redirects': s, 'max-retry-after': s,
-    'user-agent': s, header: { type: 'string', short: 'H', multiple: true }, referer: s, 'location-trusted': b, cookies: s, proxy: s, noproxy: s, 'block-private': b, 'ignore-opt-out': b, 'opt-out-directives': s, run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
+    'user-agent': s, header: { type: 'string', short: 'H', multiple: true }, referer: s, 'location-trusted': b, cookies: s, proxy: s, noproxy: s, 'block-private': b, 'ignore-opt-out': b, 'opt-out-directives': s,
+    resize: s, 'resize-mode': s, format: s, quality: s, 'min-size': s, 'max-aspect': s, 'keep-original': b, layout: s, 'shard-size': s, dedupe: b,
+    run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
     quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' }, 'no-report': b,
   };
   assert.deepEqual(parseArgsOptions('get'), { ...shared, 'input-format': s, 'url-col': s, 'caption-col': s, 'save-cols': s });

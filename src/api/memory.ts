@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { DownloadError, toDownloadError, type ReasonCode } from '../errors.ts';
+import { DownloadError, toDownloadError, UsageError, type ReasonCode } from '../errors.ts';
 import { createHttpClient, httpOption, runClientOptions, type HttpClient, type HttpClientKind } from '../http/client.ts';
 import { redact, splitCredentials } from '../http/credentials.ts';
 import { KeyedLimiter } from '../http/limits.ts';
@@ -130,6 +130,9 @@ export class Downloader extends EventEmitter<DownloaderEvents> {
     const { signal, onProgress, http, ...download } = options;
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('Expected `onProgress` to be a function');
     this.options = resolveOptions(download);
+    if (this.options.processing || this.options.dedupe || this.options.layout !== 'files') {
+      throw new UsageError('Processing, `layout` and `dedupe` apply to runs into a folder (get, download, runPlugin), not to in-memory downloads');
+    }
     this.onProgress = onProgress;
     this.http = createHttpClient(runClientOptions(this.options, httpOption(http)));
     this.hosts = new KeyedLimiter(this.options.perHost, { rate: this.options.rate, downAfterMs: this.options.timeoutMs });

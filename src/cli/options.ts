@@ -94,6 +94,22 @@ export const CLI_OPTIONS = [
   },
   { flag: 'opt-out-directives', type: 'string', arg: 'LIST', key: 'optOutDirectives', commands: ['get', 'run'], help: `X-Robots-Tag directives that opt an image out (default ${DEFAULTS.optOutDirectives.join(',')})` },
   {
+    flag: 'resize', type: 'string', arg: 'N', key: 'resize', commands: ['get', 'run'],
+    help: 'resize each image to N pixels as --resize-mode says, re-encoded (JPEG unless --format); needs sharp',
+  },
+  {
+    flag: 'resize-mode', type: 'string', arg: 'MODE', key: 'resizeMode', commands: ['get', 'run'],
+    help: 'keep-ratio (shorter side N), keep-ratio-largest (longer side N), center-crop (N×N), border (fit in N×N, padded), no (default border)',
+  },
+  { flag: 'format', type: 'string', arg: 'FMT', key: 'format', commands: ['get', 'run'], help: 're-encode as jpeg, webp, avif or png; needs sharp' },
+  { flag: 'quality', type: 'string', arg: 'Q', key: 'quality', commands: ['get', 'run'], help: "encoder quality 1-100 (default: sharp's for the format)" },
+  { flag: 'min-size', type: 'string', arg: 'WxH', key: 'minSize', commands: ['get', 'run'], help: 'images smaller than WxH fail (too_small); needs sharp' },
+  { flag: 'max-aspect', type: 'string', arg: 'R', key: 'maxAspect', commands: ['get', 'run'], help: 'images whose longer side is over R times the shorter fail (aspect_ratio); needs sharp' },
+  { flag: 'keep-original', type: 'boolean', key: 'keepOriginal', commands: ['get', 'run'], help: 'with --resize or --format: keep the original too (originals/, or KEY.orig.EXT in a shard)' },
+  { flag: 'layout', type: 'string', arg: 'L', key: 'layout', commands: ['get', 'run'], help: 'files (one file per image, default) or webdataset (tar shards with an index each)' },
+  { flag: 'shard-size', type: 'string', arg: 'N', key: 'shardSize', commands: ['get', 'run'], help: `samples per tar shard with --layout webdataset (default ${DEFAULTS.shardSize})` },
+  { flag: 'dedupe', type: 'boolean', key: 'dedupe', commands: ['get', 'run'], help: 'save each distinct image (by sha256) once; later copies are recorded with duplicateOf' },
+  {
     flag: 'run', type: 'string', arg: 'NAME', key: 'run', commands: ['get', 'run'],
     help: ({ command }) =>
       command === 'get' ? 'run name (default: derived from the list and output folder)'

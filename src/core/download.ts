@@ -18,6 +18,8 @@ import { SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.ts';
 import { optOutDirective, ROBOTS_MAX_BYTES, ROBOTS_MAX_REDIRECTS, userAgentToken } from './robots.ts';
 import type { Item, RunStore } from '../storage/state.ts';
 import { sha256File } from '../storage/metadata.ts';
+import type { Processed } from '../process/image.ts';
+import { sampleFields } from '../output/fields.ts';
 
 /** What is recorded for every saved image (one JSON line in the metadata file). */
 export interface ImageRecord {
@@ -29,12 +31,20 @@ export interface ImageRecord {
   contentType: string;
   width: number | null;
   height: number | null;
-  /** An input table's row: its key (the row number, zero-padded: `000000042`). */
+  /** The image's stable key: an input table's row number (`000000042`), else its id in the run, zero-padded;
+   * webdataset sample names use it (src/output/fields.ts). */
   key?: string;
   /** An input table's row: its caption (--caption-col). */
   caption?: string;
   /** Metadata a plugin attached to the image, or an input table's columns (all but the URL's, or --save-cols). */
   metadata?: unknown;
+  /**
+   * With image processing that re-encodes (--resize, --format): the original as fetched (`file` set with
+   * --keep-original); the record's own bytes, sha256, contentType, width and height are the saved output's.
+   */
+  original?: { bytes: number; sha256: string; contentType: string; width: number | null; height: number | null; file?: string };
+  /** With --dedupe: the URL of the first image with these bytes; `file` (and sha256, bytes) are that image's. */
+  duplicateOf?: string;
 }
 
 export interface DownloadSettings {
@@ -99,6 +109,11 @@ export interface FetchContext {
    * the run's: sent under the same rule as those. Set per image or page.
    */
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Bodies up to this many bytes stay in memory (returned as `body`, no temporary file written); larger ones stream
+   * to the temporary file past 512 KB as usual. Set for image processing, which decodes from memory.
+   */
+  bodyInMemory?: number;
 }
 
 /** What saving into a run's folder needs on top of fetching. */
@@ -108,6 +123,16 @@ export interface DownloadContext extends FetchContext {
   tmpDir: string;
   /** Claims file names for saved images (batched into one transaction every few milliseconds). */
   claims: NameClaims;
+  /**
+   * Dataset runs (processing, --dedupe, --layout webdataset: src/output/dataset.ts): takes each fetched, validated
+   * image instead of save(). None: save() as fetched.
+   */
+  output?: {
+    save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord>;
+    readonly bodyInMemory?: number;
+    /** Bounds the images between the start of their download and the end of their processing (their bodies in memory). */
+    gate<T>(fn: () => Promise<T>): Promise<T>;
+  };
 }
 
 const CLAIM_BATCH_MS = 3;
@@ -197,8 +222,9 @@ export async function downloadItem(item: Item, ctx: DownloadContext): Promise<Im
   try {
     const url = normalizeUrl(item.url);
     const { url: sent, ctx: itemCtx } = withCredentials(url, item.headers ? { ...ctx, headers: JSON.parse(item.headers) as Record<string, string> } : ctx);
-    const fetched = await fetchImage(sent, itemCtx, tmpPath);
-    return await save(item, sent, fetched, tmpPath, ctx);
+    const output = ctx.output;
+    if (!output) return await save(item, sent, await fetchImage(sent, itemCtx, tmpPath), tmpPath, ctx);
+    return await output.gate(async () => output.save(item, sent, await fetchImage(sent, itemCtx, tmpPath), tmpPath, ctx));
   } catch (error) {
     await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
     if (ctx.signal.aborted) throw new Cancelled('stopped', { cause: error });
@@ -593,7 +619,7 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       chunks.push(chunk);
       buffered += chunk.length;
       if (!sniffed && buffered >= SNIFF_BYTES) sniffed = await sniffOrThrow(Buffer.concat(chunks));
-      if (buffered > IN_MEMORY_LIMIT && tmpPath !== undefined) {
+      if (buffered > (ctx.bodyInMemory ?? IN_MEMORY_LIMIT) && tmpPath !== undefined) {
         // Large body: from here on it streams to disk, so memory stays flat whatever the image size.
         file = await openTmp(tmpPath);
         for (const c of chunks.splice(0)) await write(file, c);
@@ -618,6 +644,8 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
     };
     // Fetched into memory: the whole body is the result, nothing goes to disk.
     if (tmpPath === undefined) return { ...fetched, body: head };
+    // Kept in memory for the caller (image processing reads it from there), which writes it if it needs a file.
+    if (!file && ctx.bodyInMemory !== undefined) return { ...fetched, body: head };
     if (!file) {
       // Written on libuv's threads, not the main one: creating a file waits on the file system's journal, which on a
       // busy or slow disk takes milliseconds during which a synchronous call would stop every download.
@@ -706,45 +734,105 @@ export function imageName(requested: URL, fetched: Fetched, asked?: string | nul
   return safeName(wanted, fetched.sniffed, `image-${shortHash(requested.href)}`);
 }
 
-/** Names the image, claims the name in the store, then renames the temporary file into place. */
-async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord> {
-  const base = imageName(url, fetched, item.name);
-  const { width, height } = await dimensions(fetched, tmpPath);
+/** A processed image to save instead of the fetched bytes (see src/process/image.ts), and whether to keep the original. */
+export interface SaveAs {
+  processed: Processed;
+  keepOriginal: boolean;
+}
+
+/**
+ * Names the image, claims the name in the store, then puts the file in place (never replacing one). With `as`, the
+ * processed image is what is saved (its name takes the output's extension) and the record keeps the original's
+ * figures; with `as.keepOriginal` the original goes to `originals/` under the same stem, before the output is placed.
+ */
+export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext, as?: SaveAs): Promise<ImageRecord> {
+  const output = as?.processed.output;
+  const asked = imageName(url, fetched, item.name);
+  const base = output ? withExtension(asked, output.ext) : asked;
+  const { width, height } = as ? as.processed.original : await dimensions(fetched, tmpPath);
   const record: ImageRecord = {
     url: item.url,
     finalUrl: fetched.finalUrl.href,
     file: base,
-    bytes: fetched.bytes,
-    sha256: fetched.sha256,
-    contentType: fetched.sniffed.mime,
-    width,
-    height,
+    bytes: output ? output.data.length : fetched.bytes,
+    sha256: output ? output.sha256 : fetched.sha256,
+    contentType: output ? output.mime : fetched.sniffed.mime,
+    width: output ? output.width : width,
+    height: output ? output.height : height,
   };
-  if (item.fields) Object.assign(record, JSON.parse(item.fields) as Pick<ImageRecord, 'key' | 'caption'>);
   if (item.info) record.metadata = JSON.parse(item.info) as unknown;
-  // The same bytes already in the folder under the name this image would get (saved by a run whose state was lost
-  // in a crash): that file is this image's, and no second copy is written.
-  const adoptable = await sameFileInFolder(ctx, base, item.url, fetched);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    record.file = await ctx.claims.claim(item, base, record, adoptable);
-    if (record.file === adoptable) {
-      await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
-      return record;
-    }
+  Object.assign(record, sampleFields(item));
+  let source = tmpPath;
+  let original: string | undefined;
+  if (output) {
+    const keep = as!.keepOriginal;
+    // The original's name follows the name claimed for the output (a getter: the record is serialised at the claim).
+    record.original = { bytes: fetched.bytes, sha256: fetched.sha256, contentType: fetched.sniffed.mime, width, height };
+    if (keep) Object.defineProperty(record.original, 'file', { enumerable: true, get: () => originalName(record.file, fetched.sniffed.ext) });
+    source = `${tmpPath}.out`;
     try {
-      await placeNoReplace(tmpPath, path.join(ctx.outDir, record.file));
-      return record;
+      await writeFileAsync(source, output.data);
     } catch (error) {
-      ctx.store.unclaim(item.id);
-      // A file of that name appeared since the run looked (not one of its own): it is never replaced; next name.
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-        ctx.claims.taken(record.file);
-        continue;
-      }
-      throw new DownloadError('write_failed', `Could not save ${record.file}: ${(error as Error).message}`, { cause: error });
+      throw new DownloadError('write_failed', `Could not write the temporary file: ${(error as Error).message}`, { cause: error });
     }
   }
-  throw new DownloadError('write_failed', `Files kept appearing under the names chosen for this image (last: ${record.file})`);
+  try {
+    // The same bytes already in the folder under the name this image would get (saved by a run whose state was lost
+    // in a crash): that file is this image's, and no second copy is written.
+    const adoptable = await sameFileInFolder(ctx, base, item.url, record);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      record.file = await ctx.claims.claim(item, base, record, adoptable);
+      if (record.file === adoptable) return record;
+      try {
+        if (record.original?.file !== undefined) original = await placeOriginal(tmpPath, original, record.original.file, fetched.sha256, ctx.outDir);
+        await placeNoReplace(source, path.join(ctx.outDir, record.file));
+        return record;
+      } catch (error) {
+        ctx.store.unclaim(item.id);
+        // A file of that name appeared since the run looked (not one of its own): it is never replaced; next name.
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST' && !(error as { original?: boolean }).original) {
+          ctx.claims.taken(record.file);
+          continue;
+        }
+        throw new DownloadError('write_failed', `Could not save ${record.file}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    throw new DownloadError('write_failed', `Files kept appearing under the names chosen for this image (last: ${record.file})`);
+  } finally {
+    if (source !== tmpPath) await fs.promises.rm(source, { force: true }).catch(() => {});
+    await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
+  }
+}
+
+/** `name` with its extension replaced by `ext`. */
+function withExtension(name: string, ext: string): string {
+  const dot = name.lastIndexOf('.');
+  return `${dot > 0 ? name.slice(0, dot) : name}.${ext}`;
+}
+
+/** Where --keep-original puts the original of the image saved as `file`: `originals/` + its stem + the original's extension. */
+function originalName(file: string, ext: string): string {
+  return `originals/${withExtension(file, ext)}`;
+}
+
+/**
+ * Puts the original (the fetched body in `tmpPath`) under `name` in the folder, never replacing a file: one already
+ * there with the same bytes is this image's (a run stopped between the original and the output). `placed` is where
+ * an earlier attempt for this image put it (the output's name was taken since): moved to the new name.
+ */
+async function placeOriginal(tmpPath: string, placed: string | undefined, name: string, sha256: string, outDir: string): Promise<string> {
+  const target = path.join(outDir, name);
+  if (placed === target) return target;
+  await fs.promises.mkdir(path.dirname(target), { recursive: true });
+  try {
+    await placeNoReplace(placed ?? tmpPath, target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    if (createHash('sha256').update(await fs.promises.readFile(target)).digest('hex') !== sha256) {
+      throw Object.assign(new Error(`${name} is there already, with other bytes (never replaced)`), { code: 'EEXIST', original: true });
+    }
+  }
+  return target;
 }
 
 /** link(2) is missing on some file systems (FAT, exFAT, some network and FUSE mounts). */
@@ -775,7 +863,7 @@ function writeFileAsync(file: string, data: Buffer): Promise<void> {
 }
 
 /** The name (of those this image may get) of a file already in the folder with exactly its bytes, if any. */
-async function sameFileInFolder(ctx: DownloadContext, base: string, url: string, fetched: Fetched): Promise<string | undefined> {
+async function sameFileInFolder(ctx: DownloadContext, base: string, url: string, fetched: { bytes: number; sha256: string }): Promise<string | undefined> {
   for (let i = -1; i < 2; i++) {
     const name = i < 0 ? base : disambiguate(base, url, i);
     if (!ctx.claims.onDisk(name)) continue;

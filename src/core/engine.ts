@@ -17,6 +17,7 @@ import { openRun } from './open.ts';
 import { PageLane } from './pages.ts';
 import { writeFailures, writeRunFiles, type FailureLine } from './report.ts';
 import { Tally } from './tally.ts';
+import { datasetFactory, type Dataset } from '../output/dataset.ts';
 import { FAILURES_FILE, METADATA_FILE, REPORT_FILE, STATS_FILE, TMP_DIR, type EngineEvents, type Progress, type HostSummary, type RunHandle, type RunSpec, type Summary } from './types.ts';
 
 export * from './types.ts';
@@ -55,6 +56,8 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     private readonly spec: RunSpec,
     private readonly store: RunStore,
     private readonly release: () => void,
+    /** Dataset runs (processing, --dedupe, --layout): what is done between fetching and saving (src/output). */
+    private readonly output: Dataset | undefined,
   ) {
     super();
     this.hosts = new KeyedLimiter(spec.options.perHost, { rate: spec.options.rate, downAfterMs: spec.options.timeoutMs });
@@ -77,8 +80,10 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
 
   /** Opens a run (see openRun: folders checked, locks taken, state forgotten if asked) without starting it. */
   static async open(spec: RunSpec): Promise<Engine> {
+    // sharp (for processing) is loaded first: a missing one is a usage error before anything is locked or written.
+    const makeOutput = await datasetFactory(spec.options, spec.outDir);
     const { store, release } = await openRun(spec);
-    return new Engine(spec, store, release);
+    return new Engine(spec, store, release, makeOutput?.(store));
   }
 
   get signal(): AbortSignal {
@@ -116,7 +121,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       // by the crawler's slots.
       const limit = pLimit(spec.options.concurrency);
       const fetch: FetchContext = { ...this.fetchContext(), slots: (fn) => limit(fn) };
-      this.images = new ImageLane(store, fetch, { outDir: spec.outDir, tmpDir, stateDir: spec.stateDir, existing }, this.metadata, this.tally, (e, w) =>
+      this.images = new ImageLane(store, fetch, { outDir: spec.outDir, tmpDir, stateDir: spec.stateDir, existing, output: this.output }, this.metadata, this.tally, (e, w) =>
         this.stopIfDiskFull(e, w),
       );
       this.pages = new PageLane(store, this.crawl.queueClient, fetch, this.secrets, this.ingest, this.tally, spec.handlers ?? {}, spec, !spec.options.ignoreRobots);
@@ -159,7 +164,9 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
   private async recover(): Promise<Set<string>> {
     const unclean = this.store.getMeta(META_OPEN) === '1';
     this.store.setMeta(META_OPEN, '1');
-    await this.metadata.reconcile(this.spec.outDir, unclean);
+    await this.output?.recover();
+    await this.metadata.reconcile(this.spec.outDir, unclean, this.output?.check);
+    this.output?.loadSaved();
     try {
       return new Set((await fs.promises.readdir(this.spec.outDir)).map((n) => n.toLowerCase()));
     } catch {
@@ -207,6 +214,10 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     let failures: FailureLine[] = [];
     try {
       await this.crawl.teardown();
+      // A run that ended with nothing left to do completes its last (partial) shard; a stopped one keeps it open.
+      await this.output?.close(!this.signal.aborted).catch((error: unknown) => {
+        if (!this.stopIfDiskFull(error, this.spec.outDir)) throw error;
+      });
       await this.metadata.close();
       ({ byCode: this.failuresByCode, lines: failures } = await writeFailures(this.store, this.spec.outDir).catch((error: unknown) => {
         if (!this.stopIfDiskFull(error, path.join(this.spec.outDir, FAILURES_FILE))) throw error;

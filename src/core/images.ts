@@ -4,6 +4,7 @@ import type { MetadataLog } from '../storage/metadata.ts';
 import type { Item, RunStore } from '../storage/state.ts';
 import { Cancelled, downloadItem, NameClaims, type DownloadContext, type FetchContext } from './download.ts';
 import type { Tally } from './tally.ts';
+import type { Dataset } from '../output/dataset.ts';
 
 /**
  * The image lane of a run: downloads the pending images of a shard and settles each. The run's limit (`concurrency`,
@@ -20,7 +21,7 @@ export class ImageLane {
   constructor(
     private readonly store: RunStore,
     fetch: FetchContext,
-    folder: { outDir: string; tmpDir: string; stateDir: string; existing: Set<string> },
+    folder: { outDir: string; tmpDir: string; stateDir: string; existing: Set<string>; output?: Dataset },
     private readonly metadata: MetadataLog,
     private readonly tally: Tally,
     /** Stops the run when `error` says the disk is full; true if it did. */
@@ -28,10 +29,12 @@ export class ImageLane {
   ) {
     this.stateDir = folder.stateDir;
     this.outDir = folder.outDir;
-    this.ctx = { ...fetch, store, outDir: folder.outDir, tmpDir: folder.tmpDir, claims: new NameClaims(store, folder.existing) };
+    this.ctx = { ...fetch, store, outDir: folder.outDir, tmpDir: folder.tmpDir, claims: new NameClaims(store, folder.existing), output: folder.output, bodyInMemory: folder.output?.bodyInMemory };
+    this.output = folder.output;
   }
 
   private readonly stateDir: string;
+  private readonly output: Dataset | undefined;
   private readonly outDir: string;
 
   async shard(range: { from: number; to: number }): Promise<void> {
@@ -54,6 +57,7 @@ export class ImageLane {
       // Anything but a DownloadError is a bug (`internal`, with its stack).
       const e = toDownloadError(error);
       this.store.markFailed(item.id, { code: e.code, status: e.status ?? null, message: e.message, stack: e.detail });
+      this.output?.failed(item, { code: e.code, status: e.status ?? null, message: e.message });
       this.tally.failed({ url: item.url, code: e.code, status: e.status ?? null, message: e.message });
     }
   }

@@ -6,6 +6,7 @@ import type { ProxySettings } from '../http/proxy.ts';
 import type { DiskStop } from '../storage/disk.ts';
 import type { DownloadSettings, ImageRecord, Page } from './download.ts';
 import { OPT_OUT_DIRECTIVES } from './robots.ts';
+import type { ProcessSpec } from '../process/image.ts';
 
 export interface EngineOptions extends DownloadSettings {
   /** Downloads in flight at once. */
@@ -20,6 +21,14 @@ export interface EngineOptions extends DownloadSettings {
   ignoreRobots: boolean;
   /** Proxies for http and https URLs, and the hosts that bypass them; undefined: none. */
   proxy?: ProxySettings;
+  /** What is done to each image before it is saved (--resize…; needs sharp); none: saved as fetched. */
+  processing?: ProcessSpec;
+  /** `files`: one file per image; `webdataset`: tar shards (src/output/webdataset.ts). */
+  layout: 'files' | 'webdataset';
+  /** Samples per shard (webdataset). */
+  shardSize: number;
+  /** Save each distinct image (sha256 of its bytes) once; later copies' records point to the first. */
+  dedupe: boolean;
 }
 
 export const DEFAULTS: EngineOptions = {
@@ -40,6 +49,9 @@ export const DEFAULTS: EngineOptions = {
   headers: {},
   locationTrusted: false,
   ignoreRobots: false,
+  layout: 'files',
+  shardSize: 10_000,
+  dedupe: false,
 };
 
 export const METADATA_FILE = 'metadata.jsonl';

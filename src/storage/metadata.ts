@@ -10,6 +10,33 @@ const FLUSH_LINES = 1000;
 const PAGE = 5000;
 
 /**
+ * How reconcile checks a record against what the run wrote: by default a file of the output folder (a plain name,
+ * there with the record's size; whole: size and sha256). Another layout (WebDataset shards) gives its own.
+ */
+export interface SavedCheck {
+  /** True when `file` (a record's) is a name this layout writes and is there, with `bytes` (when known). */
+  there(file: string, bytes: number | undefined): boolean;
+  /** True when `file` is there whole, as `record` (JSON) says: size and sha256. */
+  whole(file: string, record: string): Promise<boolean>;
+}
+
+/** Records name files of the folder. */
+export function folderCheck(outDir: string): SavedCheck {
+  return {
+    there(file, bytes) {
+      if (path.basename(file) !== file || file.startsWith('.')) return false;
+      try {
+        const stat = fs.statSync(path.join(outDir, file));
+        return stat.isFile() && (bytes === undefined || stat.size === bytes);
+      } catch {
+        return false;
+      }
+    },
+    whole: (file, record) => wholeFile(path.join(outDir, file), record),
+  };
+}
+
+/**
  * The output folder's metadata file: one JSON line per saved image. Lines are appended in batches; an image is
  * marked done in the store only after its line is written, in the transaction that also records how long the
  * file is. So after any crash the store knows which tail of the file it has not accounted for, and `reconcile`
@@ -79,7 +106,7 @@ export class MetadataLog {
    * A new run into a folder an earlier run filled reads the whole file in step 2: those images are known, named and
    * skipped if asked for.
    */
-  async reconcile(outDir: string, deep: boolean): Promise<void> {
+  async reconcile(outDir: string, deep: boolean, check: SavedCheck = folderCheck(outDir)): Promise<void> {
     await truncateTornLine(this.file);
     let size = fileSize(this.file);
     let offset = Number(this.store.getMeta(META_METADATA_BYTES) ?? 0);
@@ -95,7 +122,7 @@ export class MetadataLog {
     const settle = () => {
       this.store.transaction(() => {
         for (const { line, rec } of batch) {
-          if (this.adoptLine(outDir, line, rec, seen)) {
+          if (this.adoptLine(check, line, rec, seen)) {
             kept.push(line);
           } else dropped++;
         }
@@ -126,7 +153,7 @@ export class MetadataLog {
     if (shrunk) {
       // The file lost records (deleted with the folder, replaced, a power cut): the images it named may be gone too.
       // Those go back to pending first; the saved ones whose records the file lost are written again from the store.
-      await this.checkSaved(outDir);
+      await this.checkSaved(check);
       await this.appendMissing(seen);
     }
 
@@ -135,7 +162,8 @@ export class MetadataLog {
     const recovered: string[] = [];
     const done: number[] = [];
     for (const row of saving) {
-      if (await wholeFile(path.join(outDir, row.file), row.record)) {
+      // A duplicate (--dedupe) has no file of its own: its record is all there is to it.
+      if (row.file === null || (await check.whole(row.file, row.record))) {
         recovered.push(row.record);
         done.push(row.id);
       } else this.store.resetPending(row.id);
@@ -143,7 +171,7 @@ export class MetadataLog {
     if (recovered.length > 0) await fs.promises.appendFile(this.file, recovered.join('\n') + '\n');
 
     // 4. After an unclean end: saved files a power cut may have lost (already checked when the file shrank).
-    if (deep && !shrunk) await this.checkSaved(outDir);
+    if (deep && !shrunk) await this.checkSaved(check);
 
     size = fileSize(this.file);
     this.size = size;
@@ -151,7 +179,7 @@ export class MetadataLog {
   }
 
   /** Step 2 for one record; true to keep its line. */
-  private adoptLine(outDir: string, line: string, rec: { url: string; file: string; bytes?: unknown }, seen: Set<string>): boolean {
+  private adoptLine(check: SavedCheck, line: string, rec: { url: string; file: string; bytes?: unknown }, seen: Set<string>): boolean {
     if (seen.has(rec.url)) return false;
     const row = this.store.itemByUrl(rec.url);
     if (row?.status === Status.Done) {
@@ -159,14 +187,7 @@ export class MetadataLog {
       seen.add(rec.url);
       return true;
     }
-    if (path.basename(rec.file) !== rec.file || rec.file.startsWith('.')) return false;
-    let stat: fs.Stats;
-    try {
-      stat = fs.statSync(path.join(outDir, rec.file));
-    } catch {
-      return false;
-    }
-    if (!stat.isFile() || (typeof rec.bytes === 'number' && stat.size !== rec.bytes)) return false;
+    if (!check.there(rec.file, typeof rec.bytes === 'number' ? rec.bytes : undefined)) return false;
     const ok = row ? this.store.adopt(row.id, rec.file, line) : this.store.addDoneItems([{ url: rec.url, file: rec.file, record: line }]) === 1;
     if (!ok) return false;
     seen.add(rec.url);
@@ -184,7 +205,7 @@ export class MetadataLog {
     }
   }
 
-  private async checkSaved(outDir: string): Promise<void> {
+  private async checkSaved(check: SavedCheck): Promise<void> {
     const gone = new Set<string>();
     for (let after = 0; ; ) {
       const rows = this.store.doneFiles(after, PAGE);
@@ -198,14 +219,7 @@ export class MetadataLog {
         } catch {
           expected = undefined;
         }
-        let ok: boolean;
-        try {
-          const stat = fs.statSync(path.join(outDir, row.file));
-          ok = stat.isFile() && (expected === undefined || stat.size === expected);
-        } catch {
-          ok = false;
-        }
-        if (!ok) {
+        if (!check.there(row.file, expected)) {
           this.store.resetDone(row.id);
           gone.add(row.url);
         }

@@ -243,7 +243,7 @@ export class SqliteRunStore implements RunStore {
     return this.q.fileTaken.get(file) !== undefined;
   }
 
-  claim(id: number, file: string, record: string): boolean {
+  claim(id: number, file: string | null, record: string): boolean {
     try {
       return Number(this.q.claim.run(file, record, id).changes) === 1;
     } catch (error) {

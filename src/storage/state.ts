@@ -73,7 +73,8 @@ export interface PageFailure extends FailureRecord {
 export interface ImageRow {
   id: number;
   url: string;
-  file: string;
+  /** Null for an image with no file of its own (a --dedupe duplicate). */
+  file: string | null;
   record: string;
 }
 
@@ -106,8 +107,11 @@ export interface ImageState {
   pendingIds(): number[];
   /** True when a file name (case-insensitively) already belongs to an image of this run. */
   fileTaken(file: string): boolean;
-  /** Claims `file` for item `id` and stores its record, before the file is put in place; false when the name is taken. */
-  claim(id: number, file: string, record: string): boolean;
+  /**
+   * Claims `file` for item `id` and stores its record, before the file is put in place; false when the name is taken.
+   * `null`: an image saved without a file of its own (a --dedupe duplicate, whose record points to the first's).
+   */
+  claim(id: number, file: string | null, record: string): boolean;
   unclaim(id: number): void;
   /** Marks images done whose records are in the metadata file, with that file's length now, in one transaction. */
   markDone(ids: number[], metadataBytes?: number): void;
