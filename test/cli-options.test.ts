@@ -94,7 +94,7 @@ test('the parseArgs options of each command: every flag and alias of before, and
     quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' },
   };
   assert.deepEqual(parseArgsOptions('get'), shared);
-  assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b });
+  assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b, name: s, archive: s, update: b });
 });
 
 test('the flags given become library options by name, as the strings typed; CLI-only and absent flags are left out', () => {

@@ -12,7 +12,8 @@ import { redact, Secrets } from '../http/credentials.ts';
 import type { KeyedLimiter, Outcome } from '../http/limits.ts';
 import type { CookieJar } from 'tough-cookie';
 import { normalizeUrl } from './urls.ts';
-import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
+import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, parseNameTemplate, renderName, safeName, safePath, shortHash, splitExt, type NameTemplate } from './naming.ts';
+import type { FoundOn } from './types.ts';
 import { incompleteReason, Tail } from './complete.ts';
 import { SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.ts';
 import { optOutDirective, ROBOTS_MAX_BYTES, ROBOTS_MAX_REDIRECTS, userAgentToken } from './robots.ts';
@@ -31,6 +32,8 @@ export interface ImageRecord {
   height: number | null;
   /** Metadata a plugin attached to the image. */
   metadata?: unknown;
+  /** The site's own id a plugin gave the image (its archive key). */
+  key?: string;
 }
 
 export interface DownloadSettings {
@@ -62,6 +65,11 @@ export interface DownloadSettings {
    * into it for the rest of the run (in memory only: the file is never written).
    */
   cookieJar?: CookieJar;
+  /**
+   * Where each image goes in the output folder and under what name (--name): a template of fields, `/` between
+   * folders (see naming.ts NameTemplate). None: named as always (a plugin's `name`, else from the response and URL).
+   */
+  nameTemplate?: string;
 }
 
 /** What fetching needs: settings, a connection pool, per-host limits and a stop signal. */
@@ -660,13 +668,53 @@ export async function dimensions(fetched: Fetched, tmpPath?: string): Promise<{ 
  */
 export function imageName(requested: URL, fetched: Fetched, asked?: string | null): string {
   const wanted = asked ?? (nameFromResponse(requested, fetched.disposition) || nameFromUrl(fetched.finalUrl));
-  return safeName(wanted, fetched.sniffed, `image-${shortHash(requested.href)}`);
+  // A plugin's name may have folders (`album/x.jpg`); the core checked it has no `..`, no absolute path.
+  return (asked?.includes('/') ? safePath : safeName)(wanted, fetched.sniffed, `image-${shortHash(requested.href)}`);
+}
+
+const templates = new Map<string, NameTemplate>();
+
+/**
+ * The image's name under the output folder: with a name template (--name), the template rendered with this image's
+ * fields (see docs/plugins.md, "Names"); else imageName.
+ */
+function nameOf(item: Item, url: URL, fetched: Fetched, settings: DownloadSettings, size: { width: number | null; height: number | null }): string {
+  const plain = imageName(url, fetched, item.name);
+  if (!settings.nameTemplate) return plain;
+  let template = templates.get(settings.nameTemplate);
+  if (!template) templates.set(settings.nameTemplate, (template = parseNameTemplate(settings.nameTemplate)));
+  const found = item.found ? (JSON.parse(item.found) as FoundOn) : undefined;
+  const metadata = item.info ? (JSON.parse(item.info) as unknown) : undefined;
+  const builtins: Record<string, unknown> = {
+    name: splitExt(plain.slice(plain.lastIndexOf('/') + 1)).stem,
+    ext: fetched.sniffed.ext,
+    url: item.url,
+    host: url.hostname,
+    key: item.key,
+    index: found?.index,
+    label: found?.label,
+    'page.url': found?.page.url,
+    'page.title': found?.page.title,
+    'page.host': found ? new URL(found.page.url).hostname : undefined,
+    width: size.width,
+    height: size.height,
+    sha256: fetched.sha256,
+  };
+  const lookup = (field: string): unknown => {
+    if (Object.hasOwn(builtins, field)) return builtins[field];
+    let value: unknown = metadata;
+    for (const key of (field.startsWith('metadata.') ? field.slice(9) : field).split('.')) {
+      value = typeof value === 'object' && value !== null && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+    }
+    return value;
+  };
+  return renderName(template, lookup, fetched.sniffed, `image-${shortHash(url.href)}`);
 }
 
 /** Names the image, claims the name in the store, then renames the temporary file into place. */
 async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext): Promise<ImageRecord> {
-  const base = imageName(url, fetched, item.name);
   const { width, height } = await dimensions(fetched, tmpPath);
+  const base = nameOf(item, url, fetched, ctx.settings, { width, height });
   const record: ImageRecord = {
     url: item.url,
     finalUrl: fetched.finalUrl.href,
@@ -678,6 +726,7 @@ async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx
     height,
   };
   if (item.info) record.metadata = JSON.parse(item.info) as unknown;
+  if (item.key !== undefined) record.key = item.key;
   // The same bytes already in the folder under the name this image would get (saved by a run whose state was lost
   // in a crash): that file is this image's, and no second copy is written.
   const adoptable = await sameFileInFolder(ctx, base, item.url, fetched);
@@ -688,6 +737,7 @@ async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx
       return record;
     }
     try {
+      if (record.file.includes('/')) await folderInside(ctx.outDir, path.dirname(record.file));
       placeNoReplace(tmpPath, path.join(ctx.outDir, record.file));
       return record;
     } catch (error) {
@@ -701,6 +751,19 @@ async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx
     }
   }
   throw new DownloadError('write_failed', `Files kept appearing under the names chosen for this image (last: ${record.file})`);
+}
+
+/**
+ * Makes the folder `rel` (a safe relative path, see safePath) in `outDir`, and checks that it really is inside it: a
+ * folder there that is a symbolic link to elsewhere is refused (`write_failed`), so no image is written outside.
+ */
+async function folderInside(outDir: string, rel: string): Promise<void> {
+  const dir = path.join(outDir, rel);
+  await fs.promises.mkdir(dir, { recursive: true });
+  const [root, real] = await Promise.all([fs.promises.realpath(outDir), fs.promises.realpath(dir)]);
+  if (real !== root && !real.startsWith(root + path.sep)) {
+    throw new DownloadError('write_failed', `The folder ${rel} leads out of the output folder (to ${real}); not writing there`);
+  }
 }
 
 /** link(2) is missing on some file systems (FAT, exFAT, some network and FUSE mounts). */
@@ -732,7 +795,8 @@ export function placeNoReplace(tmpPath: string, final: string): void {
 async function sameFileInFolder(ctx: DownloadContext, base: string, url: string, fetched: Fetched): Promise<string | undefined> {
   for (let i = -1; i < 2; i++) {
     const name = i < 0 ? base : disambiguate(base, url, i);
-    if (!ctx.claims.onDisk(name)) continue;
+    // Names in folders are not in the folder's listing: stat tells.
+    if (!name.includes('/') && !ctx.claims.onDisk(name)) continue;
     const file = path.join(ctx.outDir, name);
     try {
       if ((await fs.promises.stat(file)).size !== fetched.bytes) continue;

@@ -51,6 +51,8 @@ export class Ingest {
         const url = this.secrets.add(parsed);
         const row: NewItem = { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
         if (input.headers !== undefined && Object.keys(input.headers).length > 0) row.headers = JSON.stringify(input.headers);
+        if (input.key !== undefined) row.key = input.key;
+        if (input.found !== undefined) row.found = JSON.stringify(input.found);
         return row;
       } catch (error) {
         const e = toDownloadError(error);

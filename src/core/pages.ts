@@ -109,6 +109,7 @@ export class PageLane {
       addItems: (images) => this.ingest.add(images, undefined, true),
       failImage: (url, code, message) => this.ingest.fail(url, code, message),
       failPage: (code, message) => this.fail(request, { code, status: null, message }),
+      known: (key) => this.store.keyKnown(key),
     };
   }
 

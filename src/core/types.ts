@@ -55,6 +55,18 @@ export interface ItemInput {
   metadata?: unknown;
   /** Headers to fetch it with (names in lower case, checked), on top of the run's. */
   headers?: Record<string, string>;
+  /** The site's own id of the image (a plugin's `key`, e.g. `flickr:12345`): --archive, and `known()` for --update. */
+  key?: string;
+  /** Where a plugin found it: for a --name template (kept only when the run has one). */
+  found?: FoundOn;
+}
+
+/** Where a plugin found an image: the page (its final URL and title), the page's label, and its position there. */
+export interface FoundOn {
+  page: { url: string; title: string | null };
+  label: string;
+  /** 1 for the first image the page's handler returned. */
+  index: number;
 }
 
 /** A page to visit. */
@@ -71,6 +83,8 @@ export interface Summary {
   run: string;
   downloaded: number;
   skipped: number;
+  /** Plugin runs with --archive: of `skipped`, the images not fetched because the archive has their key. */
+  archived?: number;
   /** Images that failed (pages that failed are `pagesFailed`). */
   failed: number;
   pending: number;
@@ -193,6 +207,8 @@ export interface PageContext {
   failImage(url: string, code: ReasonCode, message: string): void;
   /** Records this page as failed (bad entries in its handler's result), and goes on. */
   failPage(code: ReasonCode, message: string): void;
+  /** True when an image with this key is in the run's state (and has not failed). */
+  known(key: string): boolean;
 }
 
 /** A handler for pages with a given label (site plugins add theirs). */

@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.ts';
 import { CLI_FLAGS } from '../cli/options.ts';
+import { parseNameTemplate } from '../core/naming.ts';
 import type { AnyPlugin, OptionSpec, OptionSpecs } from './types.ts';
 
 /** Flags imgdl keeps for itself (those of `imgdl get` and `imgdl run`, and --version); a plugin option cannot take these names. */
@@ -47,6 +48,14 @@ export function validatePlugin(value: unknown, source: string): AnyPlugin {
     }
   }
   if (positional > 1) fail('at most one option can take the positional arguments');
+  if (p.nameTemplate !== undefined) {
+    if (typeof p.nameTemplate !== 'string') fail('`nameTemplate` must be a string');
+    try {
+      parseNameTemplate(p.nameTemplate);
+    } catch (error) {
+      fail(`\`nameTemplate\`: ${(error as Error).message}`);
+    }
+  }
   if (p.limits !== undefined) {
     if (typeof p.limits !== 'object' || p.limits === null) fail('`limits` must be { maxPages?, maxDepth? }');
     for (const [key, min] of [['maxPages', 1], ['maxDepth', 0]] as const) {

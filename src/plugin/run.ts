@@ -9,6 +9,8 @@ import { engineHandlers, type QueuedPage } from './handle.ts';
 import { resolveUrl } from '../core/urls.ts';
 import { requestHeaders } from '../http/headers.ts';
 import { resolvePluginOptions } from './options.ts';
+import { parseNameTemplate } from '../core/naming.ts';
+import { Archive } from '../storage/archive.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues, PageLimits, Plugin, PluginLog } from './types.ts';
 
 export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadOptions {
@@ -45,6 +47,22 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
    * `robots_disallowed`, unrequested. Images are never checked against robots.txt. @default false
    */
   ignoreRobots?: boolean;
+  /**
+   * Where each image goes and its name, a template: `{page.title}/{index:03}-{alt}.{ext}` (`/` between folders; each
+   * folder and the file name made safe; never outside `out`). Fields: docs/plugins.md, "Names". Default: the
+   * plugin's `nameTemplate`, else names as always (the plugin's `name`, else from the response and URL).
+   */
+  name?: string;
+  /**
+   * A download archive file shared by runs and output folders (gallery-dl's --download-archive): images whose `key`
+   * it holds are skipped (counted in `skipped` and `archived`), and the key of each image saved is added.
+   */
+  archive?: string;
+  /**
+   * Look again for new images: the start pages, and pages handlers mark `refresh`, are fetched again even if an
+   * earlier session of the run did; handlers see `ctx.update` and `ctx.known(key)` to stop at items they have.
+   */
+  update?: boolean;
 }
 
 export interface PluginRunPlan {
@@ -62,6 +80,18 @@ export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = 
   const values = resolvePluginOptions(plugin, opts.options as Record<string, unknown> | undefined);
   const engineOptions = resolveOptions(downloadOptions(opts));
   if (opts.ignoreRobots !== undefined) engineOptions.ignoreRobots = flag('ignoreRobots', opts.ignoreRobots);
+  const template = opts.name ?? plugin.nameTemplate;
+  if (template !== undefined) {
+    if (typeof template !== 'string') throw new UsageError(`Expected \`name\` to be a name template like '{page.title}/{index:03}.{ext}', got ${JSON.stringify(template)}`);
+    try {
+      parseNameTemplate(template);
+    } catch (error) {
+      throw new UsageError(`${opts.name !== undefined ? 'Expected `name` to be a usable template: ' : `Plugin ${plugin.name}: nameTemplate: `}${(error as Error).message}`);
+    }
+    engineOptions.nameTemplate = template;
+  }
+  if (opts.archive !== undefined && (typeof opts.archive !== 'string' || opts.archive === '')) throw new UsageError(`Expected \`archive\` to be a file path, got ${JSON.stringify(opts.archive)}`);
+  if (opts.update !== undefined) flag('update', opts.update);
   httpOption(opts.http);
   const limits: PageLimits = { ...plugin.limits };
   if (opts.maxPages !== undefined) limits.maxPages = integer('maxPages', opts.maxPages, 1);
@@ -101,7 +131,7 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
 }
 
 function downloadOptions(opts: RunPluginOptions): DownloadOptions {
-  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ignoreRobots: _ir, ...rest } = opts;
+  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ignoreRobots: _ir, name: _n, archive: _a, update: _u, ...rest } = opts;
   return rest;
 }
 
@@ -127,6 +157,16 @@ export function stderrLog(plugin: string, { quiet = false, debug = false } = {})
 export async function runPlugin<O extends OptionSpecs, L extends string>(plugin: Plugin<O, L>, opts: RunPluginOptions<OptionValues<O>> = {}): Promise<Summary> {
   const p: AnyPlugin = plugin;
   const plan = await planPluginRun(p, opts as RunPluginOptions);
+  const archive = opts.archive !== undefined ? await Archive.open(opts.archive) : undefined;
+  try {
+    return await runWith(p, plan, opts as RunPluginOptions, archive);
+  } finally {
+    archive?.close();
+  }
+}
+
+async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions, archive: Archive | undefined): Promise<Summary> {
+  let archived = 0;
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
@@ -138,7 +178,12 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
     options: plan.engineOptions,
     // Added on every run; pages already seen (uniqueKey label:url) are not fetched again.
     requests: plan.start,
-    handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name)),
+    handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name), {
+      keepFound: plan.engineOptions.nameTemplate !== undefined,
+      archive,
+      onArchived: (n) => (archived += n),
+      update: opts.update === true,
+    }),
     signal: opts.signal,
     // The client asked for; when none is, the engine makes this runtime's default.
     httpKind: opts.http,
@@ -146,7 +191,31 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
   markRunStarted(plan.stateDir, { name: plan.run, kind: 'run', command: opts.command ?? ['run', p.name], outDir: plan.outDir });
   opts.onStart?.(engine);
   if (opts.onProgress) engine.onProgress(opts.onProgress);
-  const summary = await engine.run();
+  // Keys of saved images go into the archive a few at a time (short transactions: other runs share the file).
+  let keys: string[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const batch = keys;
+    keys = [];
+    archive?.add(batch);
+  };
+  if (archive) {
+    engine.on('saved', (record) => {
+      if (record.key === undefined) return;
+      keys.push(record.key);
+      if (keys.length >= 256) flush();
+      else timer ??= setTimeout(flush, 100);
+    });
+  }
+  let summary: Summary;
+  try {
+    summary = await engine.run();
+  } finally {
+    flush();
+  }
+  if (archived > 0) summary = { ...summary, skipped: summary.skipped + archived, archived };
   markRunEnded(plan.stateDir, summary);
   return summary;
 }

@@ -59,6 +59,11 @@ const ADDED_COLUMNS: Array<[column: string, sql: string]> = [
   ['stack', 'ALTER TABLE items ADD COLUMN stack TEXT'],
   // Headers a plugin gave for the image (JSON), sent when it is fetched.
   ['headers', 'ALTER TABLE items ADD COLUMN headers TEXT'],
+  // The site's own id of the image (a plugin's `key`, e.g. `flickr:12345`): for --archive, and for handlers asking
+  // whether an item is known (--update).
+  ['key', 'ALTER TABLE items ADD COLUMN key TEXT'],
+  // Where a plugin found the image (page URL and title, label, position), as JSON, for a --name template.
+  ['found', 'ALTER TABLE items ADD COLUMN found TEXT'],
 ];
 
 /** Shard requests carry these keys (see the engine's crawl); every other request is a plugin page. */
@@ -68,11 +73,12 @@ const SQL = {
   getMeta: 'SELECT value FROM meta WHERE key = ?',
   setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
-  addItem: 'INSERT OR IGNORE INTO items (url, name, info, headers) VALUES (?, ?, ?, ?)',
+  addItem: 'INSERT OR IGNORE INTO items (url, name, info, headers, key, found) VALUES (?, ?, ?, ?, ?, ?)',
+  keyKnown: `SELECT 1 AS x FROM items WHERE key = ? AND status != ${Failed} LIMIT 1`,
   request: 'UPDATE items SET requested = 1 WHERE url = ? AND requested = 0',
   addFailedItem: `INSERT OR IGNORE INTO items (url, status, code, http_status, message, stack) VALUES (?, ${Failed}, ?, ?, ?, ?)`,
   addDoneItem: `INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at, requested) VALUES (?, ${Done}, ?, ?, 1, 0, 0)`,
-  pendingInRange: `SELECT id, url, name, info, headers FROM items WHERE id BETWEEN ? AND ? AND status = ${Pending} ORDER BY id`,
+  pendingInRange: `SELECT id, url, name, info, headers, key, found FROM items WHERE id BETWEEN ? AND ? AND status = ${Pending} ORDER BY id`,
   claim: `UPDATE items SET status = ${Saving}, file = ?, record = ? WHERE id = ? AND status = ${Pending}`,
   unclaim: `UPDATE items SET status = ${Pending}, file = NULL, record = NULL WHERE id = ?`,
   fileTaken: 'SELECT 1 AS x FROM items WHERE file = ? COLLATE NOCASE',
@@ -140,6 +146,7 @@ export class SqliteRunStore implements RunStore {
     db.exec(SCHEMA);
     const columns = new Set((db.prepare('PRAGMA table_info(items)').all() as Array<{ name: string }>).map((c) => c.name));
     for (const [column, sql] of ADDED_COLUMNS) if (!columns.has(column)) db.exec(sql);
+    db.exec('CREATE INDEX IF NOT EXISTS items_key ON items(key) WHERE key IS NOT NULL');
     this.q = prepareAll(db);
     const { lo, hi } = this.q.reqMinMax.get() as { lo: number; hi: number };
     this.lowOrd = Math.min(lo, 0);
@@ -194,7 +201,7 @@ export class SqliteRunStore implements RunStore {
         const f = item.failure;
         const res = f
           ? this.q.addFailedItem.run(item.url, f.code, f.status ?? null, f.message.slice(0, 2000), f.stack ?? null)
-          : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null, item.headers ?? null);
+          : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null, item.headers ?? null, item.key ?? null, item.found ?? null);
         if (res.changes === 0) stats.revived += Number(this.q.request.run(item.url).changes);
         else if (f) stats.failed++;
         added += Number(res.changes);
@@ -215,10 +222,19 @@ export class SqliteRunStore implements RunStore {
   }
 
   pendingInRange(from: number, to: number): Item[] {
-    const rows = this.q.pendingInRange.all(from, to) as unknown as Array<Omit<Item, 'headers'> & { headers?: string | null }>;
-    // Most images have no headers of their own: the row is then just { id, url, name, info }.
-    for (const row of rows) if (row.headers === null) delete row.headers;
+    type Row = Omit<Item, 'headers' | 'key' | 'found'> & { headers?: string | null; key?: string | null; found?: string | null };
+    const rows = this.q.pendingInRange.all(from, to) as unknown as Row[];
+    // Most images have no headers, key or place of their own: the row is then just { id, url, name, info }.
+    for (const row of rows) {
+      if (row.headers === null) delete row.headers;
+      if (row.key === null) delete row.key;
+      if (row.found === null) delete row.found;
+    }
     return rows as Item[];
+  }
+
+  keyKnown(key: string): boolean {
+    return this.q.keyKnown.get(key) !== undefined;
   }
 
   pendingIds(): number[] {

@@ -20,6 +20,10 @@ export interface Item {
   info: string | null;
   /** Headers to fetch it with (a plugin's), as JSON; absent when none. */
   headers?: string;
+  /** The site's own id of the image (a plugin's `key`); absent when none. */
+  key?: string;
+  /** Where a plugin found it (FoundOn as JSON), kept for a name template; absent when none. */
+  found?: string;
 }
 
 export interface FailureRecord {
@@ -78,6 +82,10 @@ export interface NewItem {
   info?: string | null;
   /** Headers to fetch it with, as JSON. */
   headers?: string | null;
+  /** The site's own id of the image. */
+  key?: string | null;
+  /** Where a plugin found it, as JSON. */
+  found?: string | null;
   failure?: Omit<FailureRecord, 'url' | 'status'> & { status?: number | null };
 }
 
@@ -95,6 +103,8 @@ export interface ImageState {
   /** Records images that an earlier run already saved into the output folder (found in its metadata file). */
   addDoneItems(items: Array<{ url: string; file: string; record: string }>): number;
   pendingInRange(from: number, to: number): Item[];
+  /** True when an image with this key (a plugin's `key`) is in the run and has not failed. */
+  keyKnown(key: string): boolean;
   pendingIds(): number[];
   /** True when a file name (case-insensitively) already belongs to an image of this run. */
   fileTaken(file: string): boolean;
