@@ -75,7 +75,8 @@ export default definePlugin({
       }
       const $ = ctx.$; // parsed here, once the page is known to be HTML
       const title = pageTitle($);
-      const images = imagesOnPage($, page.finalUrl).map(({ url, alt }) => ({ url, metadata: { page: page.finalUrl, title, alt } }));
+      // Keyed by URL: with --archive, an image any earlier crawl saved (into any folder) is not fetched again.
+      const images = imagesOnPage($, page.finalUrl).map(({ url, alt }) => ({ url, key: `site:${url}`, metadata: { page: page.finalUrl, title, alt } }));
 
       // The origins links may lead to: the start pages' (as given, and where they redirected to).
       const origins = new Set(options.urls.flatMap((u) => (URL.canParse(u) ? [new URL(u).origin] : [])));

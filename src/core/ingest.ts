@@ -53,6 +53,7 @@ export class Ingest {
         if (input.headers !== undefined && Object.keys(input.headers).length > 0) row.headers = JSON.stringify(input.headers);
         if (input.key !== undefined) row.key = input.key;
         if (input.found !== undefined) row.found = JSON.stringify(input.found);
+        if (input.archived) row.archived = true;
         return row;
       } catch (error) {
         const e = toDownloadError(error);

@@ -59,6 +59,8 @@ export interface ItemInput {
   key?: string;
   /** Where a plugin found it: for a --name template (kept only when the run has one). */
   found?: FoundOn;
+  /** Its key is in the --archive: recorded as already saved (skipped), never fetched. */
+  archived?: boolean;
 }
 
 /** Where a plugin found an image: the page (its final URL and title), the page's label, and its position there. */
@@ -83,8 +85,6 @@ export interface Summary {
   run: string;
   downloaded: number;
   skipped: number;
-  /** Plugin runs with --archive: of `skipped`, the images not fetched because the archive has their key. */
-  archived?: number;
   /** Images that failed (pages that failed are `pagesFailed`). */
   failed: number;
   pending: number;

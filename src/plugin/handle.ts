@@ -34,8 +34,6 @@ export interface HandlerExtras {
   keepFound?: boolean;
   /** --archive: images whose key it has are skipped, and `known()` asks it. */
   archive?: { has(key: string): boolean };
-  /** Called with the number of images a page returned that the archive has (skipped). */
-  onArchived?: (n: number) => void;
   /** --update: handlers see `ctx.update` true, and pages they mark `refresh` are fetched again. */
   update?: boolean;
 }
@@ -65,11 +63,8 @@ export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknow
       for await (const found of collectChunks(result, page.finalUrl, labels, problems)) {
         if (run.signal.aborted) break;
         if (found.pages.length > 0) run.enqueue(found.pages);
-        if (archive) {
-          const before = found.images.length;
-          found.images = found.images.filter((image) => image.key === undefined || !archive.has(image.key));
-          if (found.images.length < before) extras.onArchived?.(before - found.images.length);
-        }
+        // An image the archive has is recorded as saved without being fetched: it counts as skipped, once.
+        if (archive) for (const image of found.images) if (image.key !== undefined && archive.has(image.key)) image.archived = true;
         if (extras.keepFound) {
           title ??= titleOf(ctx);
           for (const image of found.images) image.found = { page: { url: page.finalUrl, title }, label, index: image.found?.index ?? 0 };

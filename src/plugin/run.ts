@@ -55,7 +55,7 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
   name?: string;
   /**
    * A download archive file shared by runs and output folders (gallery-dl's --download-archive): images whose `key`
-   * it holds are skipped (counted in `skipped` and `archived`), and the key of each image saved is added.
+   * it holds are skipped (counted in `skipped`, never fetched), and the key of each image saved is added.
    */
   archive?: string;
   /**
@@ -166,7 +166,6 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
 }
 
 async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions, archive: Archive | undefined): Promise<Summary> {
-  let archived = 0;
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
@@ -181,7 +180,6 @@ async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions
     handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name), {
       keepFound: plan.engineOptions.nameTemplate !== undefined,
       archive,
-      onArchived: (n) => (archived += n),
       update: opts.update === true,
     }),
     signal: opts.signal,
@@ -215,7 +213,7 @@ async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions
   } finally {
     flush();
   }
-  if (archived > 0) summary = { ...summary, skipped: summary.skipped + archived, archived };
+
   markRunEnded(plan.stateDir, summary);
   return summary;
 }

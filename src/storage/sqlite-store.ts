@@ -74,6 +74,8 @@ const SQL = {
   setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
   addItem: 'INSERT OR IGNORE INTO items (url, name, info, headers, key, found) VALUES (?, ?, ?, ?, ?, ?)',
+  // An image whose key the --archive has: in the run as saved (not fetched), with no file; it counts as skipped.
+  addArchivedItem: `INSERT OR IGNORE INTO items (url, status, key, recorded, done_at) VALUES (?, ${Done}, ?, 1, 0)`,
   keyKnown: `SELECT 1 AS x FROM items WHERE key = ? AND status != ${Failed} LIMIT 1`,
   request: 'UPDATE items SET requested = 1 WHERE url = ? AND requested = 0',
   addFailedItem: `INSERT OR IGNORE INTO items (url, status, code, http_status, message, stack) VALUES (?, ${Failed}, ?, ?, ?, ?)`,
@@ -199,6 +201,11 @@ export class SqliteRunStore implements RunStore {
       let added = 0;
       for (const item of items) {
         const f = item.failure;
+        if (item.archived && !f) {
+          const res = this.q.addArchivedItem.run(item.url, item.key ?? null);
+          stats.revived += Number(res.changes === 0 ? this.q.request.run(item.url).changes : res.changes);
+          continue;
+        }
         const res = f
           ? this.q.addFailedItem.run(item.url, f.code, f.status ?? null, f.message.slice(0, 2000), f.stack ?? null)
           : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null, item.headers ?? null, item.key ?? null, item.found ?? null);

@@ -86,6 +86,8 @@ export interface NewItem {
   key?: string | null;
   /** Where a plugin found it, as JSON. */
   found?: string | null;
+  /** Its key is in the --archive: added as saved (with no file, never fetched), counted in `revived`. */
+  archived?: boolean;
   failure?: Omit<FailureRecord, 'url' | 'status'> & { status?: number | null };
 }
 
