@@ -21,6 +21,8 @@ export class PageLane {
   notVisited = 0;
   /** The sites' robots.txt rules (each origin's fetched once per run); none with --ignore-robots. */
   private readonly robots: RobotsRules | undefined;
+  /** Pages handled or queued again in this session: --update fetches a page again at most once per session. */
+  private readonly thisSession = new Set<string>();
 
   constructor(
     private readonly store: RunStore,
@@ -30,7 +32,7 @@ export class PageLane {
     private readonly ingest: Ingest,
     private readonly tally: Tally,
     private readonly handlers: Record<string, LabelHandler>,
-    private readonly limits: { maxPages?: number; maxDepth?: number },
+    private readonly limits: { maxPages?: number; maxDepth?: number; update?: boolean },
     /** Check each page against its site's robots.txt (not with --ignore-robots). */
     respectRobots = true,
   ) {
@@ -44,10 +46,12 @@ export class PageLane {
       this.notVisited += requests.length;
       return;
     }
+    // With --update, a start page or a page marked `refresh` that an earlier session handled is queued again instead.
     const schemas = requests.map((r) => {
       const url = this.keep(r.url);
-      return { url, uniqueKey: r.uniqueKey ?? `${r.label}:${url}`, method: 'GET' as const, userData: { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth, ...(r.headers ? { [HEADERS_KEY]: r.headers } : {}) } };
-    });
+      const schema = { url, uniqueKey: r.uniqueKey ?? `${r.label}:${url}`, method: 'GET' as const, userData: { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth, ...(r.headers ? { [HEADERS_KEY]: r.headers } : {}) } };
+      return { schema, refresh: this.limits.update === true && (depth === 0 || r.refresh === true) };
+    }).filter(({ schema, refresh }) => !(refresh && this.refresh(schema.uniqueKey))).map(({ schema }) => schema);
     if (maxPages === undefined) {
       this.queue.addNow(schemas);
       return;
@@ -74,8 +78,19 @@ export class PageLane {
     return fetchPage(sent.href, ctx);
   }
 
+  /**
+   * --update: queues a page an earlier session handled to be fetched again, once per session (a page this session
+   * handled or queued again is left as it is). True when the page was in the queue already (nothing more to add).
+   */
+  private refresh(uniqueKey: string): boolean {
+    if (this.thisSession.has(uniqueKey)) return false;
+    this.thisSession.add(uniqueKey);
+    return this.store.requeue(uniqueKey);
+  }
+
   /** Handles one queued page; a handler's error fails the page (`plugin_error`, with cause and stack), not the run. */
   async handle(request: PageRequest): Promise<void> {
+    this.thisSession.add(request.uniqueKey);
     const handler = this.handlers[request.label];
     if (!handler) return this.fail(request, { code: 'plugin_error', status: null, message: `No handler for label ${JSON.stringify(request.label)}` });
     try {

@@ -79,6 +79,8 @@ export interface PageInput {
   uniqueKey?: string;
   /** Headers to fetch it with (names in lower case, checked), on top of the run's; kept in its userData (HEADERS_KEY). */
   headers?: Record<string, string>;
+  /** With `update`: fetch it again if an earlier session did (once per session). */
+  refresh?: boolean;
 }
 
 export interface Summary {
@@ -240,6 +242,11 @@ export interface RunSpec {
   maxPages?: number;
   /** Most links followed from a start page (0: start pages only); deeper pages are not visited. */
   maxDepth?: number;
+  /**
+   * Look again for new items: start pages, and pages added with `refresh`, are fetched again even if an earlier
+   * session handled them (each at most once per session).
+   */
+  update?: boolean;
   signal?: AbortSignal;
   /** The HTTP client kind (default: undici where its Agent is usable, else the runtime's fetch). */
   httpKind?: HttpClientKind;

@@ -16,6 +16,8 @@ export interface QueuedPage {
   userData: Record<string, unknown>;
   /** Its own headers (checked, names in lower case). */
   headers?: Record<string, string>;
+  /** With --update: fetched again even if an earlier session was. */
+  refresh?: boolean;
 }
 
 /** What a handler's result turned into: work for the core, and what was wrong with it. */
@@ -220,10 +222,17 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return void out.problems.push(`${where}.url ${JSON.stringify(entry.url.slice(0, 200))} is not an http(s) URL`);
     const headers = entryHeaders(`${where}.headers`, entry.headers);
     if (typeof headers === 'string') return void out.problems.push(headers);
+    if (entry.refresh !== undefined && typeof entry.refresh !== 'boolean') return void out.problems.push(`${where}.refresh is ${describe(entry.refresh)}, not a boolean`);
     const key = `${entry.label}:${url.href}`;
     if (seenPages.has(key)) return;
     seenPages.add(key);
-    out.pages.push({ url: url.href, label: entry.label, userData: (entry.userData as Record<string, unknown> | undefined) ?? {}, ...(headers ? { headers } : {}) });
+    out.pages.push({
+      url: url.href,
+      label: entry.label,
+      userData: (entry.userData as Record<string, unknown> | undefined) ?? {},
+      ...(headers ? { headers } : {}),
+      ...(entry.refresh === true ? { refresh: true } : {}),
+    });
   });
 
   const seenImages = new Set<string>();

@@ -174,6 +174,7 @@ async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions
     retryFailed: opts.retryFailed,
     maxPages: plan.limits.maxPages,
     maxDepth: plan.limits.maxDepth,
+    update: opts.update === true,
     options: plan.engineOptions,
     // Added on every run; pages already seen (uniqueKey label:url) are not fetched again.
     requests: plan.start,
