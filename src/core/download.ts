@@ -98,6 +98,8 @@ export interface FetchContext {
    * the run's: sent under the same rule as those. Set per image or page.
    */
   headers?: Readonly<Record<string, string>>;
+  /** Pages only: non-2xx statuses answered as the page (a plugin's `http.acceptStatus`) rather than failing it. */
+  acceptStatus?: readonly number[];
 }
 
 /** What saving into a run's folder needs on top of fetching. */
@@ -469,7 +471,7 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
       url = next;
       continue;
     }
-    if (res.status < 200 || res.status >= 300) {
+    if ((res.status < 200 || res.status >= 300) && !ctx.acceptStatus?.includes(res.status)) {
       await res.dump();
       throw httpError(res);
     }

@@ -32,7 +32,7 @@ export class PageLane {
     private readonly ingest: Ingest,
     private readonly tally: Tally,
     private readonly handlers: Record<string, LabelHandler>,
-    private readonly limits: { maxPages?: number; maxDepth?: number; update?: boolean },
+    private readonly limits: { maxPages?: number; maxDepth?: number; update?: boolean; acceptStatus?: readonly number[] },
     /** Check each page against its site's robots.txt (not with --ignore-robots). */
     respectRobots = true,
   ) {
@@ -72,7 +72,9 @@ export class PageLane {
   /** Fetches a page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
   async fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page> {
     // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
-    const { url: sent, ctx } = withCredentials(normalizeUrl(url), headers ? { ...this.fetch, headers } : this.fetch);
+    const { acceptStatus } = this.limits;
+    const base = acceptStatus?.length ? { ...this.fetch, acceptStatus } : this.fetch;
+    const { url: sent, ctx } = withCredentials(normalizeUrl(url), headers ? { ...base, headers } : base);
     // A disallowed page is never requested (robots_disallowed, not retried). The run's slot is taken per attempt.
     await this.robots?.check(sent);
     return fetchPage(sent.href, ctx);

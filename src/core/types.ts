@@ -247,6 +247,8 @@ export interface RunSpec {
    * session handled them (each at most once per session).
    */
   update?: boolean;
+  /** Non-2xx statuses a plugin takes as pages (handed to its handler) rather than failures. */
+  acceptStatus?: readonly number[];
   signal?: AbortSignal;
   /** The HTTP client kind (default: undici where its Agent is usable, else the runtime's fetch). */
   httpKind?: HttpClientKind;

@@ -38,6 +38,8 @@ export interface HandlerExtras {
   archive?: { has(key: string): boolean };
   /** --update: handlers see `ctx.update` true, and pages they mark `refresh` are fetched again. */
   update?: boolean;
+  /** Images are fetched with `Referer: <the page they were found on>` unless they have their own. */
+  imageReferer?: boolean;
 }
 
 /** Entries of a handler's result read and added at a time: memory stays flat whatever a handler returns. */
@@ -67,6 +69,7 @@ export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknow
         if (found.pages.length > 0) run.enqueue(found.pages);
         // An image the archive has is recorded as saved without being fetched: it counts as skipped, once.
         if (archive) for (const image of found.images) if (image.key !== undefined && archive.has(image.key)) image.archived = true;
+        if (extras.imageReferer) for (const image of found.images) if (image.headers?.['referer'] === undefined) image.headers = { ...image.headers, referer: page.finalUrl };
         if (extras.keepFound) {
           title ??= titleOf(ctx);
           for (const image of found.images) image.found = { page: { url: page.finalUrl, title }, label, index: image.found?.index ?? 0 };

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { Engine, type Progress, type RunHandle, type Summary } from '../core/engine.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from '../core/runs.ts';
-import type { EngineOptions } from '../core/engine.ts';
+import { DEFAULTS, type EngineOptions } from '../core/engine.ts';
 import { httpOption, type HttpClientKind } from '../http/client.ts';
 import { flag, integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import { engineHandlers, type QueuedPage } from './handle.ts';
@@ -78,7 +78,34 @@ export interface PluginRunPlan {
 /** Resolves where a plugin run writes, which run it continues and its start pages, before any network work. */
 export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = {}): Promise<PluginRunPlan> {
   const values = resolvePluginOptions(plugin, opts.options as Record<string, unknown> | undefined);
-  const engineOptions = resolveOptions(downloadOptions(opts));
+  const http = plugin.http ?? {};
+  // The plugin's --per-host and --rate are defaults: the command line's win.
+  const given = downloadOptions(opts);
+  const engineOptions = resolveOptions({
+    ...(http.perHost !== undefined && given.perHost === undefined ? { perHost: http.perHost } : {}),
+    ...(http.rate !== undefined && given.rate === undefined ? { rate: http.rate } : {}),
+    ...given,
+  });
+  if (http.headers !== undefined) {
+    const { 'user-agent': userAgent, ...headers } = requestHeaders(`Plugin ${plugin.name}: http.headers`, http.headers);
+    engineOptions.headers = { ...headers, ...engineOptions.headers };
+    // The plugin's User-Agent, unless the user gave one (--user-agent, or -H 'User-Agent: …').
+    if (userAgent && engineOptions.userAgent === DEFAULTS.userAgent) engineOptions.userAgent = userAgent;
+  }
+  if (http.cookies !== undefined) {
+    const { CookieJar } = await import('tough-cookie');
+    const jar = engineOptions.cookieJar ?? new CookieJar(undefined, { rejectPublicSuffixes: false, allowSpecialUseDomain: true });
+    for (const [url, line] of Object.entries(http.cookies)) {
+      for (const pair of line.split(';').map((p) => p.trim()).filter(Boolean)) {
+        try {
+          jar.setCookieSync(pair, url);
+        } catch (error) {
+          throw new UsageError(`Plugin ${plugin.name}: http.cookies[${JSON.stringify(url)}]: ${(error as Error).message}`);
+        }
+      }
+    }
+    engineOptions.cookieJar = jar;
+  }
   if (opts.ignoreRobots !== undefined) engineOptions.ignoreRobots = flag('ignoreRobots', opts.ignoreRobots);
   const template = opts.name ?? plugin.nameTemplate;
   if (template !== undefined) {
@@ -175,6 +202,7 @@ async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions
     maxPages: plan.limits.maxPages,
     maxDepth: plan.limits.maxDepth,
     update: opts.update === true,
+    acceptStatus: p.http?.acceptStatus,
     options: plan.engineOptions,
     // Added on every run; pages already seen (uniqueKey label:url) are not fetched again.
     requests: plan.start,
@@ -182,6 +210,7 @@ async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions
       keepFound: plan.engineOptions.nameTemplate !== undefined,
       archive,
       update: opts.update === true,
+      imageReferer: p.http?.imageReferer === true,
     }),
     signal: opts.signal,
     // The client asked for; when none is, the engine makes this runtime's default.

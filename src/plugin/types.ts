@@ -176,6 +176,30 @@ export interface Plugin<O extends OptionSpecs = OptionSpecs, L extends string = 
    * @example nameTemplate: '{metadata.album}/{index:03}-{name}.{ext}'
    */
   nameTemplate?: string;
+  /** HTTP settings of this plugin's runs (the command line's flags win over them). */
+  http?: PluginHttp;
+}
+
+/** A plugin's HTTP settings. */
+export interface PluginHttp {
+  /** Headers for every page and image of the run, under -H's rules (not sent after a redirect to another origin); -H wins. */
+  headers?: Record<string, string>;
+  /**
+   * Cookies by the URL they are for, as a Cookie header: `{ 'https://example.org/': 'consent=yes; lang=en' }`. They go
+   * into the run's cookie jar (with those of --cookies), so each request gets the ones matching its host and path.
+   */
+  cookies?: Record<string, string>;
+  /** Send each image with `Referer: <the page it was found on>` (unless the image has its own Referer). */
+  imageReferer?: boolean;
+  /** Default --per-host for this plugin (a polite one for a site that throttles). */
+  perHost?: number;
+  /** Default --rate (requests per second per host). */
+  rate?: number;
+  /**
+   * Non-2xx statuses handed to the handler as the page (`ctx.page.status`) rather than failing it, e.g. `[404, 410]`
+   * for an API answering "gone" with a body to read. Pages only; images must be 2xx.
+   */
+  acceptStatus?: number[];
 }
 
 /** Bounds on the pages a plugin run visits. */
@@ -197,4 +221,5 @@ export interface AnyPlugin {
   /* eslint-enable @typescript-eslint/no-explicit-any */
   limits?: PageLimits;
   nameTemplate?: string;
+  http?: PluginHttp;
 }
