@@ -113,3 +113,60 @@ test('bad http settings are refused when the plugin is loaded', () => {
     assert.throws(() => validatePlugin({ ...base, http }, 'x.ts'), why);
   }
 });
+
+test('API pages by POST: a GraphQL cursor walk, each page known by its body, a 303 answered with a GET', async () => {
+  const bodies: Array<{ method: string; type: string | undefined; body: string }> = [];
+  origin.route('/graphql', async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks).toString('utf8');
+    bodies.push({ method: req.method!, type: req.headers['content-type'], body });
+    if (req.method !== 'POST') return void res.writeHead(405).end();
+    const { variables } = JSON.parse(body) as { variables: { cursor: string | null } };
+    const page = Number(variables.cursor ?? '0');
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ data: { photos: { nodes: [{ src: `/img/gql-${page}.png` }], next: page < 2 ? String(page + 1) : null } } }));
+  });
+  origin.route('/form', (req, res) => void res.writeHead(303, { location: '/api/list' }).end());
+  const query = 'query($cursor: String) { photos(after: $cursor) { nodes { src } next } }';
+  const gql = definePlugin({
+    name: 'gql',
+    description: 'GraphQL with a cursor',
+    start: () => [
+      { url: origin.url('/graphql'), label: 'photos', json: { query, variables: { cursor: null } } },
+      { url: origin.url('/form'), label: 'form', method: 'POST', body: 'a=1', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } },
+    ],
+    handlers: {
+      photos: ({ json, request }) => {
+        const { nodes, next } = json<{ data: { photos: { nodes: Array<{ src: string }>; next: string | null } } }>().data.photos;
+        return {
+          images: nodes.map((n) => ({ url: n.src })),
+          pages: next ? [{ url: request.url, label: 'photos' as const, json: { query, variables: { cursor: next } } }] : [],
+        };
+      },
+      form: ({ page }) => {
+        assert.equal(page.finalUrl, origin.url('/api/list'));
+        return {};
+      },
+    },
+  });
+  seen.length = 0;
+  const out = path.join(dir, 'gql');
+  const summary = await runPlugin(gql, { out, storage: path.join(dir, 'storage'), log: quiet });
+  assert.equal(summary.pagesFailed, undefined);
+  assert.equal(summary.downloaded, 3, 'one image per cursor page: 0, 1, 2');
+  assert.deepEqual(bodies.map((b) => [b.method, b.type, (JSON.parse(b.body) as { variables: { cursor: string | null } }).variables.cursor]), [
+    ['POST', 'application/json', null],
+    ['POST', 'application/json', '1'],
+    ['POST', 'application/json', '2'],
+  ]);
+  assert.equal(seen.filter((r) => r.path === '/api/list').length, 1, 'the 303 after the form POST is followed with one GET');
+  // Run again: every POST page is known by its body, none is fetched twice.
+  bodies.length = 0;
+  await runPlugin(gql, { out, storage: path.join(dir, 'storage'), log: quiet });
+  assert.equal(bodies.length, 0);
+  // The fetch client (Bun's) sends the same POSTs.
+  const viaFetch = await runPlugin(gql, { out: path.join(dir, 'gql-fetch'), storage: path.join(dir, 'storage'), http: 'fetch', log: quiet });
+  assert.equal(viaFetch.downloaded, 3);
+  assert.deepEqual(bodies.map((b) => [b.method, b.type]), [['POST', 'application/json'], ['POST', 'application/json'], ['POST', 'application/json']]);
+});

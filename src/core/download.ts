@@ -100,6 +100,8 @@ export interface FetchContext {
   headers?: Readonly<Record<string, string>>;
   /** Pages only: non-2xx statuses answered as the page (a plugin's `http.acceptStatus`) rather than failing it. */
   acceptStatus?: readonly number[];
+  /** Pages only: POST `body` instead of a GET (a plugin's API page); a 301, 302 or 303 redirect goes on with a GET. */
+  post?: { body: string };
 }
 
 /** What saving into a run's folder needs on top of fetching. */
@@ -437,6 +439,7 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
   // curl's rule: the credentials go to the origin they were given for, never to another one a redirect leads to.
   const origin = url.origin;
   const seen = new Set<string>();
+  let post = ctx.post;
   for (let hop = 0; ; hop++) {
     if (ctx.settings.blockPrivateNetwork) checkLiteralHost(url);
     const headers: Record<string, string> = { 'user-agent': ctx.settings.userAgent, accept };
@@ -447,13 +450,13 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
     const jar = ctx.settings.cookieJar;
     const cookie = jar?.getCookieStringSync(url.href);
     if (cookie) headers['cookie'] = cookie;
-    const res = await ctx.http.get(url, { signal, headers });
+    const res = await ctx.http.get(url, { signal, headers, ...(post ? { method: 'POST' as const, body: post.body } : {}) });
     if (jar) storeCookies(jar, url, res.headers['set-cookie']);
     if (res.status >= 300 && res.status < 400 && res.status !== 304) {
       const location = header(res.headers, 'location');
       await res.dump();
       if (!location) throw new DownloadError('http_status', `HTTP ${res.status} without a Location`, { status: res.status });
-      seen.add(url.href);
+      seen.add(`${post ? 'POST ' : ''}${url.href}`);
       let next: URL;
       try {
         next = new URL(location, url);
@@ -465,10 +468,12 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
       if (next.protocol !== 'http:' && next.protocol !== 'https:') {
         throw new DownloadError('unsupported_scheme', `Redirect to ${next.protocol} refused`, { status: res.status });
       }
-      if (seen.has(next.href) || hop + 1 > ctx.settings.maxRedirects) {
+      if (seen.has(`${post && (res.status === 307 || res.status === 308) ? 'POST ' : ''}${next.href}`) || hop + 1 > ctx.settings.maxRedirects) {
         throw new DownloadError('too_many_redirects', `Gave up after ${hop + 1} redirects (last: ${next.href.slice(0, 200)})`, { status: res.status });
       }
       url = next;
+      // As browsers do: 307 and 308 repeat the POST; 301, 302 and 303 go on with a GET (and no body).
+      if (res.status !== 307 && res.status !== 308) post = undefined;
       continue;
     }
     if ((res.status < 200 || res.status >= 300) && !ctx.acceptStatus?.includes(res.status)) {

@@ -7,7 +7,8 @@ import type { Ingest } from './ingest.ts';
 import type { Tally } from './tally.ts';
 import { RobotsRules, userAgentToken } from './robots.ts';
 import { normalizeUrl } from './urls.ts';
-import { DEPTH_KEY, HEADERS_KEY, type LabelHandler, type PageContext, type PageInput, type PageRequest } from './types.ts';
+import { shortHash } from './naming.ts';
+import { BODY_KEY, DEPTH_KEY, HEADERS_KEY, type LabelHandler, type PageContext, type PageInput, type PageRequest } from './types.ts';
 
 /**
  * The page lane of a plugin run: queues pages within --max-pages and --max-depth, fetches each with the run's HTTP
@@ -49,7 +50,10 @@ export class PageLane {
     // With --update, a start page or a page marked `refresh` that an earlier session handled is queued again instead.
     const schemas = requests.map((r) => {
       const url = this.keep(r.url);
-      const schema = { url, uniqueKey: r.uniqueKey ?? `${r.label}:${url}`, method: 'GET' as const, userData: { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth, ...(r.headers ? { [HEADERS_KEY]: r.headers } : {}) } };
+      const userData = { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth, ...(r.headers ? { [HEADERS_KEY]: r.headers } : {}), ...(r.body !== undefined ? { [BODY_KEY]: r.body } : {}) };
+      // A POST page is known by its body too: one GraphQL endpoint, many queries.
+      const uniqueKey = r.uniqueKey ?? (r.body !== undefined ? `${r.label}:POST:${url}#${shortHash(r.body, 16)}` : `${r.label}:${url}`);
+      const schema = { url, uniqueKey, method: 'GET' as const, userData };
       return { schema, refresh: this.limits.update === true && (depth === 0 || r.refresh === true) };
     }).filter(({ schema, refresh }) => !(refresh && this.refresh(schema.uniqueKey))).map(({ schema }) => schema);
     if (maxPages === undefined) {
@@ -70,10 +74,10 @@ export class PageLane {
   }
 
   /** Fetches a page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
-  async fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page> {
+  async fetchPage(url: string, headers?: Readonly<Record<string, string>>, body?: string): Promise<Page> {
     // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
     const { acceptStatus } = this.limits;
-    const base = acceptStatus?.length ? { ...this.fetch, acceptStatus } : this.fetch;
+    const base = acceptStatus?.length || body !== undefined ? { ...this.fetch, ...(acceptStatus?.length ? { acceptStatus } : {}), ...(body !== undefined ? { post: { body } } : {}) } : this.fetch;
     const { url: sent, ctx } = withCredentials(normalizeUrl(url), headers ? { ...base, headers } : base);
     // A disallowed page is never requested (robots_disallowed, not retried). The run's slot is taken per attempt.
     await this.robots?.check(sent);
@@ -121,7 +125,7 @@ export class PageLane {
   private context(request: PageRequest): PageContext {
     return {
       signal: this.fetch.signal,
-      fetchPage: (url, headers) => this.fetchPage(url, headers),
+      fetchPage: (url, headers, body) => this.fetchPage(url, headers, body),
       enqueue: (pages) => this.add(pages, request.depth + 1),
       addItems: (images) => this.ingest.add(images, undefined, true),
       failImage: (url, code, message) => this.ingest.fail(url, code, message),

@@ -81,6 +81,8 @@ export interface PageInput {
   headers?: Record<string, string>;
   /** With `update`: fetch it again if an earlier session did (once per session). */
   refresh?: boolean;
+  /** POST this body instead of a GET; kept in its userData (BODY_KEY). */
+  body?: string;
 }
 
 export interface Summary {
@@ -183,6 +185,8 @@ export interface RunHandle {
 export const DEPTH_KEY = '__depth';
 /** The userData key holding a page's own headers (a plugin's PageRequest `headers`). */
 export const HEADERS_KEY = '__headers';
+/** The userData key holding the body of a page fetched with POST (a plugin's PageRequest `body` or `json`). */
+export const BODY_KEY = '__body';
 
 /** A queued page as its handler gets it. */
 export interface PageRequest {
@@ -200,7 +204,7 @@ export interface PageContext {
   /** Aborted when the run stops. */
   readonly signal: AbortSignal;
   /** Fetches the page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
-  fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page>;
+  fetchPage(url: string, headers?: Readonly<Record<string, string>>, body?: string): Promise<Page>;
   /** Queues pages found on this page (one level deeper), within --max-pages and --max-depth. */
   enqueue(pages: PageInput[]): void;
   /** Adds images found on this page. */

@@ -18,6 +18,10 @@ export interface HttpResponse {
 export interface HttpRequestOptions {
   signal: AbortSignal;
   headers?: Record<string, string>;
+  /** GET unless said (plugin API pages may POST). */
+  method?: 'GET' | 'POST';
+  /** The request body (a POST's). */
+  body?: string;
 }
 
 /** The one thing the engine asks of HTTP: GET a URL without following redirects (the engine does that). */
@@ -102,8 +106,8 @@ function undiciClient({ Agent, request }: Undici, options: HttpClientOptions): H
     connect: { timeout: options.connectTimeoutMs, ...(options.blockPrivateNetwork ? { lookup: guardedLookup } : {}) },
   });
   return {
-    async get(url, { signal, headers }) {
-      const res = await request(url, { method: 'GET', dispatcher: agent, signal, headers });
+    async get(url, { signal, headers, method = 'GET', body }) {
+      const res = await request(url, { method, dispatcher: agent, signal, headers, ...(body !== undefined ? { body } : {}) });
       return {
         status: res.statusCode,
         headers: res.headers as Record<string, string | string[] | undefined>,

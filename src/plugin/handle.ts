@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CheerioAPI } from 'cheerio';
 import { DownloadError } from '../errors.ts';
-import { DEPTH_KEY, HEADERS_KEY, type ItemInput, type LabelHandler } from '../core/types.ts';
+import { BODY_KEY, DEPTH_KEY, HEADERS_KEY, type ItemInput, type LabelHandler } from '../core/types.ts';
 import { requestHeaders } from '../http/headers.ts';
 import { resolveUrl } from '../core/urls.ts';
 import { pageTitle } from './html.ts';
@@ -18,6 +18,8 @@ export interface QueuedPage {
   headers?: Record<string, string>;
   /** With --update: fetched again even if an earlier session was. */
   refresh?: boolean;
+  /** POST this body (a plugin's `body`, or its `json` as JSON). */
+  body?: string;
 }
 
 /** What a handler's result turned into: work for the core, and what was wrong with it. */
@@ -58,7 +60,7 @@ export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknow
   for (const label of labels) {
     const handler = plugin.handlers[label]!;
     handlers[label] = async (request, run) => {
-      const page = await run.fetchPage(request.url, request.userData[HEADERS_KEY] as Record<string, string> | undefined);
+      const page = await run.fetchPage(request.url, request.userData[HEADERS_KEY] as Record<string, string> | undefined, request.userData[BODY_KEY] as string | undefined);
       const known = (key: string) => typeof key === 'string' && (run.known(key) || (archive?.has(key) ?? false));
       const ctx = await context(request, page, options, log, run.signal, { known, update: extras.update ?? false });
       const result = await handler(ctx);
@@ -172,7 +174,7 @@ async function context(
   const cheerio: Cheerio | undefined = isHtmlLike(page) ? await import('cheerio') : undefined;
   let $: CheerioAPI | undefined;
   let parsed: { value: unknown } | undefined;
-  const { label: _label, __crawlee: _internal, [DEPTH_KEY]: _depth, [HEADERS_KEY]: _headers, ...userData } = request.userData;
+  const { label: _label, __crawlee: _internal, [DEPTH_KEY]: _depth, [HEADERS_KEY]: _headers, [BODY_KEY]: _body, ...userData } = request.userData;
   return {
     request: { url: request.url, label: request.label, userData },
     page,
@@ -225,16 +227,19 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return void out.problems.push(`${where}.url ${JSON.stringify(entry.url.slice(0, 200))} is not an http(s) URL`);
     const headers = entryHeaders(`${where}.headers`, entry.headers);
     if (typeof headers === 'string') return void out.problems.push(headers);
+    const post = postOf(where, entry);
+    if (typeof post === 'string') return void out.problems.push(post);
     if (entry.refresh !== undefined && typeof entry.refresh !== 'boolean') return void out.problems.push(`${where}.refresh is ${describe(entry.refresh)}, not a boolean`);
-    const key = `${entry.label}:${url.href}`;
+    const key = `${entry.label}:${url.href}${post ? `#${post.body}` : ''}`;
     if (seenPages.has(key)) return;
     seenPages.add(key);
     out.pages.push({
       url: url.href,
       label: entry.label,
       userData: (entry.userData as Record<string, unknown> | undefined) ?? {},
-      ...(headers ? { headers } : {}),
+      ...(headers || post?.type ? { headers: { ...(post?.type ? { 'content-type': post.type } : {}), ...headers } } : {}),
       ...(entry.refresh === true ? { refresh: true } : {}),
+      ...(post ? { body: post.body } : {}),
     });
   });
 
@@ -272,6 +277,25 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     });
   });
   return out;
+}
+
+/**
+ * A page's request body: `method: 'POST'` with `body` (a string) or `json` (any JSON, sent with Content-Type
+ * application/json unless the page's headers say otherwise); undefined for a GET; a string saying what is wrong.
+ */
+export function postOf(where: string, entry: Record<string, unknown>): { body: string; type?: string } | undefined | string {
+  const { method, body, json } = entry;
+  if (method !== undefined && method !== 'GET' && method !== 'POST') return `${where}.method is ${describe(method)}, not "GET" or "POST"`;
+  if (body !== undefined && json !== undefined) return `${where} has both body and json`;
+  if (body !== undefined && typeof body !== 'string') return `${where}.body is ${describe(body)}, not a string (json: for a value)`;
+  if (json !== undefined && !isJson(json)) return `${where}.json cannot be sent as JSON`;
+  const has = body !== undefined || json !== undefined;
+  if (method === 'GET' && has) return `${where} is a GET with a body`;
+  if (method === 'POST' || has) {
+    const given = isObject(entry.headers) && Object.keys(entry.headers).some((h) => h.toLowerCase() === 'content-type');
+    return json !== undefined ? { body: JSON.stringify(json), ...(given ? {} : { type: 'application/json' }) } : { body: typeof body === 'string' ? body : '' };
+  }
+  return undefined;
 }
 
 /** An entry's `headers` checked (names lower-cased); a string saying what is wrong with them otherwise. */

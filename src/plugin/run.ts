@@ -5,7 +5,7 @@ import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, stor
 import { DEFAULTS, type EngineOptions } from '../core/engine.ts';
 import { httpOption, type HttpClientKind } from '../http/client.ts';
 import { flag, integer, resolveOptions, type DownloadOptions } from '../options.ts';
-import { engineHandlers, type QueuedPage } from './handle.ts';
+import { engineHandlers, postOf, type QueuedPage } from './handle.ts';
 import { resolveUrl } from '../core/urls.ts';
 import { requestHeaders } from '../http/headers.ts';
 import { resolvePluginOptions } from './options.ts';
@@ -153,7 +153,10 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
     if (!url) throw new UsageError(`Plugin ${plugin.name}: ${JSON.stringify(req.url)} is not an absolute URL`);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`Plugin ${plugin.name}: ${req.url} is not an http(s) URL`);
     const headers = req.headers === undefined ? undefined : requestHeaders(`start()[${i}].headers`, req.headers);
-    return { url: url.href, label: req.label, userData: req.userData ?? {}, ...(headers ? { headers } : {}) };
+    const post = postOf(`start()[${i}]`, req as Record<string, unknown>);
+    if (typeof post === 'string') throw new Error(`Plugin ${plugin.name}: ${post}`);
+    const all = post?.type ? { 'content-type': post.type, ...headers } : headers;
+    return { url: url.href, label: req.label, userData: req.userData ?? {}, ...(all ? { headers: all } : {}), ...(post ? { body: post.body } : {}) };
   });
 }
 

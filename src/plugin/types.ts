@@ -70,6 +70,15 @@ export interface PageRequest<L extends string = string> {
    * redirect to another origin. Host, Cookie, Authorization and the like are refused (the page fails `plugin_error`).
    */
   headers?: Record<string, string>;
+  /** `POST` for an API page that wants one (with `body` or `json`); default GET. */
+  method?: 'GET' | 'POST';
+  /** The body to POST, as text (give a Content-Type in `headers`). */
+  body?: string;
+  /**
+   * A value to POST as JSON (Content-Type application/json), e.g. a GraphQL `{ query, variables: { cursor } }`. A POST
+   * page is known by its URL *and* body, so each cursor's page is fetched once.
+   */
+  json?: unknown;
   /**
    * With `--update`, fetch this page again even if an earlier session of the run did (a listing's next page that
    * may hold new items). Start pages always are. Without `--update` it changes nothing.
