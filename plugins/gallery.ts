@@ -1,11 +1,11 @@
 // Every image on one or more web pages, following "next page" links: `imgdl run gallery https://example.org/photos`.
 // Each image's record carries the page it was found on, its alt text and the page's title.
-import { definePlugin, UsageError, type ImageRequest } from '../src/plugin/index.ts';
-import { largestCandidate, looksLikeImage, parseSrcset } from '../src/plugin/html.ts';
+import { definePlugin, UsageError } from '../src/plugin/index.ts';
+import { absoluteUrl as absolute, baseOf, imagesOnPage, pageTitle } from '../src/plugin/html.ts';
 
 export default definePlugin({
   name: 'gallery',
-  description: 'Every image on web pages (img, srcset, picture, og:image, links to image files), following pagination',
+  description: 'Every image on web pages (img, srcset, picture, background-image, og:image, links to image files), following pagination',
   // A start page and up to 9 next pages after it (--max-depth changes it; --max-pages bounds the whole run).
   limits: { maxDepth: 9 },
   options: {
@@ -35,51 +35,12 @@ export default definePlugin({
   },
 
   handlers: {
-    page({ $, page, request, options, resolve, log }) {
-      const title = $('title').first().text().trim() || null;
+    page({ $, page, request, options, log }) {
+      const title = pageTitle($);
       // A <base href> changes what relative URLs on the page mean.
-      const baseHref = $('base[href]').first().attr('href');
-      const base = baseHref ? resolve(baseHref) : page.finalUrl;
-      const images: ImageRequest[] = [];
-      const seen = new Set<string>();
-      const add = (raw: string | undefined, alt: string | null | undefined) => {
-        const href = absolute(raw, base);
-        if (!href || seen.has(href)) return;
-        seen.add(href);
-        images.push({ url: href, metadata: { page: page.finalUrl, alt: alt ?? null, title } });
-      };
-      /** srcset's largest candidate, else src. */
-      const best = (srcset: string | undefined, src: string | undefined) => (srcset && largestCandidate(parseSrcset(srcset))?.url) || src;
-
-      $('meta[property="og:image"], meta[property="og:image:url"]').each((_, el) => {
-        add($(el).attr('content'), $('meta[property="og:image:alt"]').first().attr('content'));
-      });
-      // A <picture> is one picture per `media` (art direction: a different crop or image for each), plus its <img>.
-      // Sources without `media` are other formats or sizes of the <img>'s picture (type="image/webp"…): the
-      // largest candidate of each group is taken, so each picture is saved once, at its best.
-      $('picture').each((_, el) => {
-        const img = $(el).find('img').first();
-        const groups = new Map<string, string[]>([['', [img.attr('srcset') ?? '']]]);
-        for (const source of $(el).find('source[srcset]').toArray()) {
-          const media = ($(source).attr('media') ?? '').trim();
-          groups.set(media, [...(groups.get(media) ?? []), $(source).attr('srcset')!]);
-        }
-        for (const [media, srcsets] of groups) {
-          const largest = largestCandidate(srcsets.flatMap((s) => parseSrcset(s)))?.url;
-          add(media ? largest : (largest ?? img.attr('src')), img.attr('alt'));
-        }
-      });
-      // One image per <img>: the largest srcset candidate if there is one (src is the small fallback), else src.
-      $('img').each((_, el) => {
-        if ($(el).parents('picture').length > 0) return;
-        add(best($(el).attr('srcset'), $(el).attr('src')), $(el).attr('alt'));
-      });
-      $('a[href]').each((_, el) => {
-        const href = absolute($(el).attr('href'), base);
-        if (!href || !looksLikeImage(href)) return;
-        const a = $(el);
-        add(href, a.attr('title') ?? a.find('img[alt]').first().attr('alt') ?? (a.text().trim() || null));
-      });
+      const base = baseOf($, page.finalUrl);
+      // img (largest srcset candidate), every picture of a <picture>, background-image, og:image, links to image files.
+      const images = imagesOnPage($, page.finalUrl).map(({ url, alt }) => ({ url, metadata: { page: page.finalUrl, alt, title } }));
 
       // How far to follow next pages is the core's --max-depth (this plugin's default: 9 after the start page).
       const origin = String(request.userData['origin'] ?? new URL(page.url).origin);
@@ -95,15 +56,3 @@ export default definePlugin({
     },
   },
 });
-
-/** An http(s) URL made absolute; data:, javascript: and unparsable values give undefined. */
-function absolute(raw: string | undefined, base: string): string | undefined {
-  if (!raw?.trim()) return undefined;
-  try {
-    const url = new URL(raw.trim(), base);
-    url.hash = '';
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -96,7 +96,7 @@ test('the parseArgs options of each command: every flag and alias of before, and
     quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' }, 'no-report': b,
   };
   assert.deepEqual(parseArgsOptions('get'), { ...shared, 'input-format': s, 'url-col': s, 'caption-col': s, 'save-cols': s });
-  assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b });
+  assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b, name: s, archive: s, update: b });
 });
 
 test('the flags given become library options by name, as the strings typed; CLI-only and absent flags are left out', () => {

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { readJsonl, runCli, tmpDir } from './helpers/cli.ts';
+import { readJsonl, runCli, runProcess, tmpDir } from './helpers/cli.ts';
 import { startOrigin, type Origin, type RouteHandler } from './helpers/origin.ts';
 import { UsageError } from '../src/errors.ts';
 import { builtinNames, definePlugin, listPlugins, loadPlugin, runPlugin, type ImageRequest } from '../src/plugin/index.ts';
@@ -26,6 +26,12 @@ const json = (value: unknown): RouteHandler => (_req, res) => {
   res.end(JSON.stringify(value));
 };
 const quiet = { info() {}, warn() {}, debug() {} };
+/** The environment for a `node --test` child: without the parent runner's context, it reports as a top-level run (TAP). */
+const childEnv = () => {
+  const env = { ...process.env };
+  delete env['NODE_TEST_CONTEXT'];
+  return env;
+};
 
 let origin: Origin;
 let dir: string;
@@ -174,16 +180,37 @@ test('imgdl new NAME inside the repository plans plugins/NAME.ts and test/NAME.t
   assert.equal(plan.test?.file, path.join(REPO_ROOT, 'test', 'demo.test.ts'));
   assert.match(plan.plugin.content, /name: 'demo'/);
   assert.match(plan.plugin.content, /from '\.\.\/src\/plugin\/index\.ts'/);
-  assert.match(plan.test!.content, /import plugin from '\.\.\/plugins\/demo\.ts'/);
+  assert.match(plan.test.content, /import plugin from '\.\.\/plugins\/demo\.ts'/);
+  assert.match(plan.test.content, /import \{ startFixtureSite \} from '\.\.\/src\/testing\/index\.ts'/);
+  assert.deepEqual(plan.fixtures.map((f) => path.relative(REPO_ROOT, f.file)).sort(), ['list.html', 'list2.html', 'photo/1.html', 'photo/2.html'].map((f) => path.join('test', 'fixtures', 'demo', f)));
   assert.throws(() => planNew('flags', REPO_ROOT), /exists already/);
   assert.throws(() => planNew('Bad Name', REPO_ROOT), UsageError);
+});
+
+test('the test imgdl new writes passes against its saved pages, in the repository layout', async () => {
+  // A copy of the repository's layout (src and node_modules linked) so that nothing is written into the repository.
+  const root = fs.mkdtempSync(path.join(dir, 'repo-'));
+  for (const d of ['src', 'node_modules']) fs.symlinkSync(path.join(REPO_ROOT, d), path.join(root, d));
+  fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(root, 'package.json'));
+  const plan = planNew('demo', REPO_ROOT);
+  for (const f of [plan.plugin, plan.test, ...plan.fixtures]) {
+    const target = path.join(root, path.relative(REPO_ROOT, f.file));
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, f.content);
+  }
+  const r = await runProcess(process.execPath, ['--import', import.meta.resolve('tsx'), '--test', path.join('test', 'demo.test.ts')], { cwd: root, env: childEnv(), timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /# pass 1/);
 });
 
 test('imgdl new NAME elsewhere writes ./NAME.mts (./NAME.ts in an ESM package), never overwrites, and runs from its path', async () => {
   const work = fs.mkdtempSync(path.join(dir, 'new-'));
   const made = await imgdl(['new', 'demo'], work);
   assert.equal(made.code, 0, made.stderr);
-  assert.deepEqual(fs.readdirSync(work), ['demo.mts'], 'no package.json with "type": "module" here: .mts, which Node loads as ESM');
+  assert.deepEqual(fs.readdirSync(work).sort(), ['demo.mts', 'demo.test.mts', 'fixtures'], 'no package.json with "type": "module" here: .mts, which Node loads as ESM');
+  const tested = await runProcess(process.execPath, ['--import', import.meta.resolve('tsx'), '--test', 'demo.test.mts'], { cwd: work, env: childEnv(), timeoutMs: 120_000 });
+  assert.equal(tested.code, 0, tested.stdout + tested.stderr);
+  assert.match(tested.stdout, /# pass 1/, 'the test it wrote passes against the saved pages it wrote');
   const again = await imgdl(['new', 'demo'], work);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /demo\.mts exists already; not overwriting it/);

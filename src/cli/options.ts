@@ -44,6 +44,12 @@ export const CLI_OPTIONS = [
   { flag: 'max-pages', type: 'string', arg: 'N', key: 'maxPages', commands: ['run'], help: "most pages visited in the run, start pages included (default: the plugin's, else all)" },
   { flag: 'max-depth', type: 'string', arg: 'N', key: 'maxDepth', commands: ['run'], help: "most links followed from a start page; 0 = start pages only (default: the plugin's, else all)" },
   {
+    flag: 'name', type: 'string', arg: 'TEMPLATE', key: 'name', commands: ['run'],
+    help: "where each image goes: '{page.title}/{index:03}-{alt}.{ext}' (/ between folders; fields: docs/plugins.md)",
+  },
+  { flag: 'archive', type: 'string', arg: 'FILE', key: 'archive', commands: ['run'], help: 'skip images whose key this archive has (shared by runs and folders); add the keys of those saved' },
+  { flag: 'update', type: 'boolean', key: 'update', commands: ['run'], help: 'look again for new images: fetch the start pages (and pages marked refresh) again' },
+  {
     flag: 'out', short: 'o', type: 'string', arg: 'DIR', key: 'out', commands: ['get', 'run'],
     help: ({ command, plugin }) =>
       command === 'get' ? 'output folder (default: named after the list, cats.txt → cats/; URLs → downloads/)'

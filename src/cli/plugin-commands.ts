@@ -31,9 +31,10 @@ Lists the built-in plugins (plugins/*.ts) with their descriptions.`;
 
 export const NEW_HELP = `Usage: imgdl new <name>
 
-Starts a plugin from plugins/_template.ts. Inside the imgdl repository it writes plugins/<name>.ts and
-test/<name>.test.ts (a test against a local fixture server); elsewhere ./<name>.ts, or ./<name>.mts outside an
-ES module package (so that Node loads it as one). Never overwrites a file.
+Starts a plugin from plugins/_template.ts, with a test that runs it against saved pages served by a local fixture
+site (imgdl/testing). Inside the imgdl repository it writes plugins/<name>.ts, test/<name>.test.ts and
+test/fixtures/<name>/; elsewhere ./<name>.ts, ./<name>.test.ts and ./fixtures/<name>/ (.mts outside an ES module
+package, so that Node loads them as ESM). Never overwrites a file.
 Names are lower-case words: letters, digits and dashes (my-site).`;
 
 /** `imgdl run <plugin|file> [options]` */
@@ -145,7 +146,10 @@ export async function cmdPlugins(args: string[]): Promise<number> {
 /** Where `imgdl new` writes, and what. */
 export interface NewPlan {
   plugin: { file: string; content: string };
-  test?: { file: string; content: string };
+  /** A test running the plugin against the saved pages in `fixtures`, served by a local fixture site. */
+  test: { file: string; content: string };
+  /** Saved pages for the test (test/fixtures/<name>/ in the repository, ./fixtures/<name>/ elsewhere). */
+  fixtures: Array<{ file: string; content: string }>;
 }
 
 /** Plans `imgdl new <name>` run from `cwd`: inside the repository, plugins/ and test/; elsewhere ./<name>.ts. */
@@ -164,9 +168,17 @@ export function planNew(name: string, cwd = process.cwd()): NewPlan {
     .replace("name: 'template'", `name: '${name}'`)
     .replace("from '../src/plugin/index.ts'", `from '${inRepo ? '../src/plugin/index.ts' : importForOutside(cwd)}'`);
   if (!content.includes(`name: '${name}'`)) throw new Error('plugins/_template.ts has changed: its `name` line was not found');
-  const plan: NewPlan = { plugin: { file, content } };
-  if (inRepo) plan.test = { file: path.join(REPO_ROOT, 'test', `${name}.test.ts`), content: testTemplate(name) };
-  return plan;
+  const testDir = inRepo ? path.join(REPO_ROOT, 'test') : path.resolve(cwd);
+  const outside = importForOutside(cwd);
+  const imports = inRepo
+    ? { plugin: `../plugins/${name}.ts`, testing: '../src/testing/index.ts', api: '../src/plugin/index.ts' }
+    : { plugin: `./${name}${ext}`, testing: outside === 'imgdl' ? 'imgdl/testing' : path.join(REPO_ROOT, 'src', 'testing', 'index.ts'), api: outside };
+  const fixtures = `fixtures/${name}`;
+  return {
+    plugin: { file, content },
+    test: { file: path.join(testDir, `${name}.test${ext}`), content: testTemplate(name, imports, fixtures) },
+    fixtures: fixturePages().map(([rel, html]) => ({ file: path.join(testDir, fixtures, rel), content: html })),
+  };
 }
 
 /** `imgdl new <name>` */
@@ -178,17 +190,19 @@ export async function cmdNew(args: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError(`Give one plugin name: imgdl new <name>. See \`imgdl new --help\`.`);
   const plan = planNew(positionals[0]!);
-  const files = [plan.plugin, ...(plan.test ? [plan.test] : [])];
+  const files = [plan.plugin, plan.test, ...plan.fixtures];
   for (const f of files) {
     if (fs.existsSync(f.file)) throw new UsageError(`${path.relative(process.cwd(), f.file) || f.file} exists already; not overwriting it`);
   }
   for (const f of files) {
+    fs.mkdirSync(path.dirname(f.file), { recursive: true });
     // 'wx': fails rather than overwrite a file that appeared meanwhile.
     fs.writeFileSync(f.file, f.content, { flag: 'wx' });
-    note(`Wrote ${path.relative(process.cwd(), f.file)}`);
   }
-  const runAs = plan.test ? positionals[0]! : `./${path.basename(plan.plugin.file)}`;
-  note(`Next: edit it, then \`imgdl run ${runAs} --help\`${plan.test ? ` and \`node --import tsx --test ${path.relative(process.cwd(), plan.test.file)}\`` : ''}. Guide: docs/plugins.md`);
+  note(`Wrote ${path.relative(process.cwd(), plan.plugin.file)}, ${path.relative(process.cwd(), plan.test.file)} and its saved pages in ${path.relative(process.cwd(), path.dirname(plan.fixtures[0]!.file)) || '.'}/`);
+  const inRepo = plan.plugin.file.startsWith(PLUGINS_DIR + path.sep);
+  const runAs = inRepo ? positionals[0]! : `./${path.basename(plan.plugin.file)}`;
+  note(`Next: edit it, then \`imgdl run ${runAs} --help\` and \`node --import tsx --test ${path.relative(process.cwd(), plan.test.file)}\`. Guide: docs/plugins.md`);
   return 0;
 }
 
@@ -206,45 +220,50 @@ function importForOutside(cwd: string): string {
   return path.join(REPO_ROOT, 'src', 'plugin', 'index.ts');
 }
 
-function testTemplate(name: string): string {
-  return `// Runs the ${name} plugin against a local fixture site (no real hosts). Run: node --import tsx --test test/${name}.test.ts
+/** Saved pages for the template plugin's test: a listing, its next page and two photo pages (images are made up by the fixture site). */
+function fixturePages(): Array<[string, string]> {
+  const page = (title: string, body: string) => `<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>${title}</title></head>\n<body>\n${body}\n</body>\n</html>\n`;
+  return [
+    ['list.html', page('Photos', '<a class="photo" href="/photo/1">Red kite</a>\n<a rel="next" href="list2">Older photos</a>')],
+    ['list2.html', page('Photos, page 2', '<a class="photo" href="photo/2">Barn owl</a>')],
+    ['photo/1.html', page('Red kite', '<h1>Red kite</h1>\n<img class="main" src="/img/kite.png" alt="A red kite">')],
+    ['photo/2.html', page('Barn owl', '<h1>Barn owl</h1>\n<img class="main" src="/img/owl.jpg" alt="A barn owl">')],
+  ];
+}
+
+function testTemplate(name: string, imports: { plugin: string; testing: string; api: string }, fixtures: string): string {
+  return `// Runs the ${name} plugin against pages saved from its site (${fixtures}/), served on 127.0.0.1 by a local
+// fixture site: no real host is ever asked. Save real pages there (replace the site's address in them by {{origin}},
+// or keep their links relative); images the folder has no file for are made up. Run: node --import tsx --test <this file>
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startOrigin, type RouteHandler } from './helpers/origin.ts';
-import { runPlugin } from '../src/plugin/index.ts';
-import plugin from '../plugins/${name}.ts';
-
-const page = (body: string): RouteHandler => (_req, res) => {
-  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-  res.end(\`<!doctype html><html><head><title>fixture</title></head><body>\${body}</body></html>\`);
-};
+import { startFixtureSite } from '${imports.testing}';
+import { runPlugin } from '${imports.api}';
+import plugin from '${imports.plugin}';
 
 test('${name}: follows the listing and its next page, saves each photo with its metadata', async () => {
-  const origin = await startOrigin();
+  const site = await startFixtureSite(path.join(import.meta.dirname, '${fixtures}'));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgdl-${name}-'));
   try {
-    origin.route('/list', page('<a class="photo" href="/photo/1">1</a> <a rel="next" href="/list2">next</a>'));
-    origin.route('/list2', page('<a class="photo" href="photo/2">2</a>'));
-    origin.route('/photo/1', page('<h1>Red kite</h1><img class="main" src="/img/kite.png">'));
-    origin.route('/photo/2', page('<h1>Barn owl</h1><img class="main" src="/img/owl.jpg">'));
-    // /img/<name>.<ext> is a built-in route of the fixture origin: a valid image of that type.
     const summary = await runPlugin(plugin, {
-      options: { startUrl: origin.url('/list') },
+      options: { startUrl: site.url('/list') },
       out: path.join(dir, 'out'),
       storage: path.join(dir, 'storage'),
       log: { info() {}, warn() {}, debug() {} },
     });
     assert.equal(summary.failed, 0);
+    assert.equal(summary.pagesFailed, undefined);
     assert.equal(summary.downloaded, 2);
     const files = fs.readdirSync(path.join(dir, 'out')).filter((f) => !f.endsWith('.jsonl')).sort();
     assert.deepEqual(files, ['Barn owl.jpg', 'Red kite.png']);
     const records = fs.readFileSync(path.join(dir, 'out', 'metadata.jsonl'), 'utf8').trim().split('\\n').map((l) => JSON.parse(l) as { file: string; metadata: { title: string } });
     assert.equal(records.find((r) => r.file === 'Red kite.png')?.metadata.title, 'Red kite');
+    assert.equal(site.count('/photo/'), 2, 'each photo page fetched once');
   } finally {
-    await origin.close();
+    await site.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

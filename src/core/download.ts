@@ -12,7 +12,8 @@ import { redact, Secrets } from '../http/credentials.ts';
 import { HostDown, type KeyedLimiter, type Outcome } from '../http/limits.ts';
 import type { CookieJar } from 'tough-cookie';
 import { normalizeUrl } from './urls.ts';
-import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, safeName, shortHash } from './naming.ts';
+import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, parseNameTemplate, renderName, safeName, safePath, shortHash, splitExt, type NameTemplate } from './naming.ts';
+import type { FoundOn } from './types.ts';
 import { incompleteReason, Tail } from './complete.ts';
 import { SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.ts';
 import { optOutDirective, ROBOTS_MAX_BYTES, ROBOTS_MAX_REDIRECTS, userAgentToken } from './robots.ts';
@@ -76,6 +77,11 @@ export interface DownloadSettings {
    * into it for the rest of the run (in memory only: the file is never written).
    */
   cookieJar?: CookieJar;
+  /**
+   * Where each image goes in the output folder and under what name (--name): a template of fields, `/` between
+   * folders (see naming.ts NameTemplate). None: named as always (a plugin's `name`, else from the response and URL).
+   */
+  nameTemplate?: string;
 }
 
 /** What fetching needs: settings, a connection pool, per-host limits and a stop signal. */
@@ -114,6 +120,10 @@ export interface FetchContext {
    * to the temporary file past 512 KB as usual. Set for image processing, which decodes from memory.
    */
   bodyInMemory?: number;
+  /** Pages only: non-2xx statuses answered as the page (a plugin's `http.acceptStatus`) rather than failing it. */
+  acceptStatus?: readonly number[];
+  /** Pages only: POST `body` instead of a GET (a plugin's API page); a 301, 302 or 303 redirect goes on with a GET. */
+  post?: { body: string };
 }
 
 /** What saving into a run's folder needs on top of fetching. */
@@ -475,6 +485,7 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
   // curl's rule: the credentials go to the origin they were given for, never to another one a redirect leads to.
   const origin = url.origin;
   const seen = new Set<string>();
+  let post = ctx.post;
   for (let hop = 0; ; hop++) {
     if (ctx.settings.blockPrivateNetwork) checkLiteralHost(url);
     const headers: Record<string, string> = { 'user-agent': ctx.settings.userAgent, accept };
@@ -485,13 +496,13 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
     const jar = ctx.settings.cookieJar;
     const cookie = jar?.getCookieStringSync(url.href);
     if (cookie) headers['cookie'] = cookie;
-    const res = await ctx.http.get(url, { signal, headers });
+    const res = await ctx.http.get(url, { signal, headers, ...(post ? { method: 'POST' as const, body: post.body } : {}) });
     if (jar) storeCookies(jar, url, res.headers['set-cookie']);
     if (res.status >= 300 && res.status < 400 && res.status !== 304) {
       const location = header(res.headers, 'location');
       await res.dump();
       if (!location) throw new DownloadError('http_status', `HTTP ${res.status} without a Location`, { status: res.status });
-      seen.add(url.href);
+      seen.add(`${post ? 'POST ' : ''}${url.href}`);
       let next: URL;
       try {
         next = new URL(location, url);
@@ -503,15 +514,17 @@ async function follow(start: URL, ctx: FetchContext, signal: AbortSignal, accept
       if (next.protocol !== 'http:' && next.protocol !== 'https:') {
         throw new DownloadError('unsupported_scheme', `Redirect to ${next.protocol} refused`, { status: res.status });
       }
-      if (seen.has(next.href) || hop + 1 > ctx.settings.maxRedirects) {
+      if (seen.has(`${post && (res.status === 307 || res.status === 308) ? 'POST ' : ''}${next.href}`) || hop + 1 > ctx.settings.maxRedirects) {
         throw new DownloadError('too_many_redirects', `Gave up after ${hop + 1} redirects (last: ${next.href.slice(0, 200)})`, { status: res.status });
       }
       // A page redirected to a path its origin's robots.txt disallows is refused like the page itself would be.
       if (ctx.checkHop) await untilAborted(ctx.checkHop(next), signal);
       url = next;
+      // As browsers do: 307 and 308 repeat the POST; 301, 302 and 303 go on with a GET (and no body).
+      if (res.status !== 307 && res.status !== 308) post = undefined;
       continue;
     }
-    if (res.status < 200 || res.status >= 300) {
+    if ((res.status < 200 || res.status >= 300) && !ctx.acceptStatus?.includes(res.status)) {
       await res.dump();
       throw httpError(res);
     }
@@ -731,7 +744,47 @@ export async function dimensions(fetched: Fetched, tmpPath?: string): Promise<{ 
  */
 export function imageName(requested: URL, fetched: Fetched, asked?: string | null): string {
   const wanted = asked ?? (nameFromResponse(requested, fetched.disposition) || nameFromUrl(fetched.finalUrl));
-  return safeName(wanted, fetched.sniffed, `image-${shortHash(requested.href)}`);
+  // A plugin's name may have folders (`album/x.jpg`); the core checked it has no `..`, no absolute path.
+  return (asked?.includes('/') ? safePath : safeName)(wanted, fetched.sniffed, `image-${shortHash(requested.href)}`);
+}
+
+const templates = new Map<string, NameTemplate>();
+
+/**
+ * The image's name under the output folder: with a name template (--name), the template rendered with this image's
+ * fields (see docs/plugins.md, "Names"); else imageName.
+ */
+function nameOf(item: Item, url: URL, fetched: Fetched, settings: DownloadSettings, size: { width: number | null; height: number | null }): string {
+  const plain = imageName(url, fetched, item.name);
+  if (!settings.nameTemplate) return plain;
+  let template = templates.get(settings.nameTemplate);
+  if (!template) templates.set(settings.nameTemplate, (template = parseNameTemplate(settings.nameTemplate)));
+  const found = item.found ? (JSON.parse(item.found) as FoundOn) : undefined;
+  const metadata = item.info ? (JSON.parse(item.info) as unknown) : undefined;
+  const builtins: Record<string, unknown> = {
+    name: splitExt(plain.slice(plain.lastIndexOf('/') + 1)).stem,
+    ext: fetched.sniffed.ext,
+    url: item.url,
+    host: url.hostname,
+    key: item.key,
+    index: found?.index,
+    label: found?.label,
+    'page.url': found?.page.url,
+    'page.title': found?.page.title,
+    'page.host': found ? new URL(found.page.url).hostname : undefined,
+    width: size.width,
+    height: size.height,
+    sha256: fetched.sha256,
+  };
+  const lookup = (field: string): unknown => {
+    if (Object.hasOwn(builtins, field)) return builtins[field];
+    let value: unknown = metadata;
+    for (const key of (field.startsWith('metadata.') ? field.slice(9) : field).split('.')) {
+      value = typeof value === 'object' && value !== null && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+    }
+    return value;
+  };
+  return renderName(template, lookup, fetched.sniffed, `image-${shortHash(url.href)}`);
 }
 
 /** A processed image to save instead of the fetched bytes (see src/process/image.ts), and whether to keep the original. */
@@ -747,9 +800,9 @@ export interface SaveAs {
  */
 export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext, as?: SaveAs): Promise<ImageRecord> {
   const output = as?.processed.output;
-  const asked = imageName(url, fetched, item.name);
-  const base = output ? withExtension(asked, output.ext) : asked;
   const { width, height } = as ? as.processed.original : await dimensions(fetched, tmpPath);
+  const asked = nameOf(item, url, fetched, ctx.settings, { width, height });
+  const base = output ? withExtension(asked, output.ext) : asked;
   const record: ImageRecord = {
     url: item.url,
     finalUrl: fetched.finalUrl.href,
@@ -762,6 +815,8 @@ export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: stri
   };
   if (item.info) record.metadata = JSON.parse(item.info) as unknown;
   Object.assign(record, sampleFields(item));
+  // A plugin's own id of the image (its archive key) is the record's key.
+  if (item.key !== undefined) record.key = item.key;
   let source = tmpPath;
   let original: string | undefined;
   if (output) {
@@ -784,6 +839,7 @@ export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: stri
       record.file = await ctx.claims.claim(item, base, record, adoptable);
       if (record.file === adoptable) return record;
       try {
+        if (record.file.includes('/')) await folderInside(ctx.outDir, path.dirname(record.file));
         if (record.original?.file !== undefined) original = await placeOriginal(tmpPath, original, record.original.file, fetched.sha256, ctx.outDir);
         await placeNoReplace(source, path.join(ctx.outDir, record.file));
         return record;
@@ -835,6 +891,19 @@ async function placeOriginal(tmpPath: string, placed: string | undefined, name: 
   return target;
 }
 
+/**
+ * Makes the folder `rel` (a safe relative path, see safePath) in `outDir`, and checks that it really is inside it: a
+ * folder there that is a symbolic link to elsewhere is refused (`write_failed`), so no image is written outside.
+ */
+async function folderInside(outDir: string, rel: string): Promise<void> {
+  const dir = path.join(outDir, rel);
+  await fs.promises.mkdir(dir, { recursive: true });
+  const [root, real] = await Promise.all([fs.promises.realpath(outDir), fs.promises.realpath(dir)]);
+  if (real !== root && !real.startsWith(root + path.sep)) {
+    throw new DownloadError('write_failed', `The folder ${rel} leads out of the output folder (to ${real}); not writing there`);
+  }
+}
+
 /** link(2) is missing on some file systems (FAT, exFAT, some network and FUSE mounts). */
 const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
 
@@ -866,7 +935,8 @@ function writeFileAsync(file: string, data: Buffer): Promise<void> {
 async function sameFileInFolder(ctx: DownloadContext, base: string, url: string, fetched: { bytes: number; sha256: string }): Promise<string | undefined> {
   for (let i = -1; i < 2; i++) {
     const name = i < 0 ? base : disambiguate(base, url, i);
-    if (!ctx.claims.onDisk(name)) continue;
+    // Names in folders are not in the folder's listing: stat tells.
+    if (!name.includes('/') && !ctx.claims.onDisk(name)) continue;
     const file = path.join(ctx.outDir, name);
     try {
       if ((await fs.promises.stat(file)).size !== fetched.bytes) continue;

@@ -55,6 +55,9 @@ export class Ingest {
         const row: NewItem = { url, name: input.name ?? null, info: input.metadata === undefined ? null : JSON.stringify(input.metadata) };
         if (input.headers !== undefined && Object.keys(input.headers).length > 0) row.headers = JSON.stringify(input.headers);
         if (fields) row.fields = JSON.stringify(fields);
+        if (input.key !== undefined) row.key = input.key;
+        if (input.found !== undefined) row.found = JSON.stringify(input.found);
+        if (input.archived) row.archived = true;
         return row;
       } catch (error) {
         const e = toDownloadError(error);

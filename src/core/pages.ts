@@ -7,7 +7,8 @@ import type { Ingest } from './ingest.ts';
 import type { Tally } from './tally.ts';
 import { RobotsRules, userAgentToken } from './robots.ts';
 import { normalizeUrl } from './urls.ts';
-import { DEPTH_KEY, HEADERS_KEY, type LabelHandler, type PageContext, type PageInput, type PageRequest } from './types.ts';
+import { shortHash } from './naming.ts';
+import { BODY_KEY, DEPTH_KEY, HEADERS_KEY, type LabelHandler, type PageContext, type PageInput, type PageRequest } from './types.ts';
 
 /**
  * The page lane of a plugin run: queues pages within --max-pages and --max-depth, fetches each with the run's HTTP
@@ -21,6 +22,8 @@ export class PageLane {
   notVisited = 0;
   /** The sites' robots.txt rules (each origin's fetched once per run); none with --ignore-robots. */
   private readonly robots: RobotsRules | undefined;
+  /** Pages handled or queued again in this session: --update fetches a page again at most once per session. */
+  private readonly thisSession = new Set<string>();
 
   constructor(
     private readonly store: RunStore,
@@ -30,7 +33,7 @@ export class PageLane {
     private readonly ingest: Ingest,
     private readonly tally: Tally,
     private readonly handlers: Record<string, LabelHandler>,
-    private readonly limits: { maxPages?: number; maxDepth?: number },
+    private readonly limits: { maxPages?: number; maxDepth?: number; update?: boolean; acceptStatus?: readonly number[] },
     /** Check each page against its site's robots.txt (not with --ignore-robots). */
     respectRobots = true,
   ) {
@@ -46,10 +49,15 @@ export class PageLane {
       this.notVisited += requests.length;
       return;
     }
+    // With --update, a start page or a page marked `refresh` that an earlier session handled is queued again instead.
     const schemas = requests.map((r) => {
       const url = this.keep(r.url);
-      return { url, uniqueKey: r.uniqueKey ?? `${r.label}:${url}`, method: 'GET' as const, userData: { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth, ...(r.headers ? { [HEADERS_KEY]: r.headers } : {}) } };
-    });
+      const userData = { ...(r.userData ?? {}), label: r.label, [DEPTH_KEY]: depth, ...(r.headers ? { [HEADERS_KEY]: r.headers } : {}), ...(r.body !== undefined ? { [BODY_KEY]: r.body } : {}) };
+      // A POST page is known by its body too: one GraphQL endpoint, many queries.
+      const uniqueKey = r.uniqueKey ?? (r.body !== undefined ? `${r.label}:POST:${url}#${shortHash(r.body, 16)}` : `${r.label}:${url}`);
+      const schema = { url, uniqueKey, method: 'GET' as const, userData };
+      return { schema, refresh: this.limits.update === true && (depth === 0 || r.refresh === true) };
+    }).filter(({ schema, refresh }) => !(refresh && this.refresh(schema.uniqueKey))).map(({ schema }) => schema);
     if (maxPages === undefined) {
       this.queue.addNow(schemas);
       return;
@@ -68,10 +76,17 @@ export class PageLane {
   }
 
   /** Fetches a page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
-  async fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page> {
+  async fetchPage(url: string, headers?: Readonly<Record<string, string>>, body?: string): Promise<Page> {
     // A page URL given with a password (a plugin's start URL) is kept as `user:***@`; its password is in secrets.
     const robots = this.robots;
-    const base: FetchContext = robots ? { ...this.fetch, checkHop: (hop) => robots.check(hop), ...(headers ? { headers } : {}) } : headers ? { ...this.fetch, headers } : this.fetch;
+    const { acceptStatus } = this.limits;
+    const base: FetchContext = {
+      ...this.fetch,
+      ...(robots ? { checkHop: (hop: URL) => robots.check(hop) } : {}),
+      ...(acceptStatus?.length ? { acceptStatus } : {}),
+      ...(body !== undefined ? { post: { body } } : {}),
+      ...(headers ? { headers } : {}),
+    };
     const { url: sent, ctx } = withCredentials(normalizeUrl(url), base);
     // A disallowed page is never requested (robots_disallowed, not retried), nor is a redirect hop to a disallowed
     // path (checkHop). The run's slot is taken per attempt.
@@ -79,8 +94,19 @@ export class PageLane {
     return fetchPage(sent.href, ctx);
   }
 
+  /**
+   * --update: queues a page an earlier session handled to be fetched again, once per session (a page this session
+   * handled or queued again is left as it is). True when the page was in the queue already (nothing more to add).
+   */
+  private refresh(uniqueKey: string): boolean {
+    if (this.thisSession.has(uniqueKey)) return false;
+    this.thisSession.add(uniqueKey);
+    return this.store.requeue(uniqueKey);
+  }
+
   /** Handles one queued page; a handler's error fails the page (`plugin_error`, with cause and stack), not the run. */
   async handle(request: PageRequest): Promise<void> {
+    this.thisSession.add(request.uniqueKey);
     const handler = this.handlers[request.label];
     if (!handler) return this.fail(request, { code: 'plugin_error', status: null, message: `No handler for label ${JSON.stringify(request.label)}` });
     try {
@@ -109,11 +135,12 @@ export class PageLane {
   private context(request: PageRequest): PageContext {
     return {
       signal: this.fetch.signal,
-      fetchPage: (url, headers) => this.fetchPage(url, headers),
+      fetchPage: (url, headers, body) => this.fetchPage(url, headers, body),
       enqueue: (pages) => this.add(pages, request.depth + 1),
       addItems: (images) => this.ingest.add(images, undefined, true),
       failImage: (url, code, message) => this.ingest.fail(url, code, message),
       failPage: (code, message) => this.fail(request, { code, status: null, message }),
+      known: (key) => this.store.keyKnown(key),
     };
   }
 

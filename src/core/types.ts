@@ -74,10 +74,17 @@ export interface ItemInput {
   metadata?: unknown;
   /** Headers to fetch it with (names in lower case, checked), on top of the run's. */
   headers?: Record<string, string>;
-  /** A stable key (an input table's row number, zero-padded: `000000042`), in its record and failure as `key`. */
+  /**
+   * A stable key, in its record and failure as `key`: an input table's row number, zero-padded (`000000042`), or the
+   * site's own id of the image a plugin gives (`flickr:12345`): --archive, and `known()` for --update.
+   */
   key?: string;
   /** Its caption (an input table's --caption-col), in its record and failure as `caption`. */
   caption?: string;
+  /** Where a plugin found it: for a --name template (kept only when the run has one). */
+  found?: FoundOn;
+  /** Its key is in the --archive: recorded as already saved (skipped), never fetched. */
+  archived?: boolean;
 }
 
 /** An image read from an input: an ItemInput (internal), or a row that could not be used (recorded as failed, with its key). */
@@ -88,6 +95,14 @@ export interface InputItem extends ItemInput {
   bad?: { code: ReasonCode; message: string };
 }
 
+/** Where a plugin found an image: the page (its final URL and title), the page's label, and its position there. */
+export interface FoundOn {
+  page: { url: string; title: string | null };
+  label: string;
+  /** 1 for the first image the page's handler returned. */
+  index: number;
+}
+
 /** A page to visit. */
 export interface PageInput {
   url: string;
@@ -96,6 +111,10 @@ export interface PageInput {
   uniqueKey?: string;
   /** Headers to fetch it with (names in lower case, checked), on top of the run's; kept in its userData (HEADERS_KEY). */
   headers?: Record<string, string>;
+  /** With `update`: fetch it again if an earlier session did (once per session). */
+  refresh?: boolean;
+  /** POST this body instead of a GET; kept in its userData (BODY_KEY). */
+  body?: string;
 }
 
 export interface Summary {
@@ -202,6 +221,8 @@ export interface RunHandle {
 export const DEPTH_KEY = '__depth';
 /** The userData key holding a page's own headers (a plugin's PageRequest `headers`). */
 export const HEADERS_KEY = '__headers';
+/** The userData key holding the body of a page fetched with POST (a plugin's PageRequest `body` or `json`). */
+export const BODY_KEY = '__body';
 
 /** A queued page as its handler gets it. */
 export interface PageRequest {
@@ -219,7 +240,7 @@ export interface PageContext {
   /** Aborted when the run stops. */
   readonly signal: AbortSignal;
   /** Fetches the page (HTML, JSON) with the run's HTTP settings, redirects and retries. Throws DownloadError. */
-  fetchPage(url: string, headers?: Readonly<Record<string, string>>): Promise<Page>;
+  fetchPage(url: string, headers?: Readonly<Record<string, string>>, body?: string): Promise<Page>;
   /** Queues pages found on this page (one level deeper), within --max-pages and --max-depth. */
   enqueue(pages: PageInput[]): void;
   /** Adds images found on this page. */
@@ -228,6 +249,8 @@ export interface PageContext {
   failImage(url: string, code: ReasonCode, message: string): void;
   /** Records this page as failed (bad entries in its handler's result), and goes on. */
   failPage(code: ReasonCode, message: string): void;
+  /** True when an image with this key is in the run's state (and has not failed). */
+  known(key: string): boolean;
 }
 
 /** A handler for pages with a given label (site plugins add theirs). */
@@ -259,6 +282,13 @@ export interface RunSpec {
   maxPages?: number;
   /** Most links followed from a start page (0: start pages only); deeper pages are not visited. */
   maxDepth?: number;
+  /**
+   * Look again for new items: start pages, and pages added with `refresh`, are fetched again even if an earlier
+   * session handled them (each at most once per session).
+   */
+  update?: boolean;
+  /** Non-2xx statuses a plugin takes as pages (handed to its handler) rather than failures. */
+  acceptStatus?: readonly number[];
   signal?: AbortSignal;
   /** The HTTP client kind (default: undici where its Agent is usable, else the runtime's fetch). */
   httpKind?: HttpClientKind;

@@ -19,6 +19,10 @@ export interface HttpResponse {
 export interface HttpRequestOptions {
   signal: AbortSignal;
   headers?: Record<string, string>;
+  /** GET unless said (plugin API pages may POST). */
+  method?: 'GET' | 'POST';
+  /** The request body (a POST's). */
+  body?: string;
 }
 
 /** The one thing the engine asks of HTTP: GET a URL without following redirects (the engine does that). */
@@ -132,7 +136,7 @@ function undiciClient({ Agent, Pool, ProxyAgent, request }: Undici, options: Htt
     proxies.set(proxy, dispatcher);
   }
   return {
-    async get(url, { signal, headers }) {
+    async get(url, { signal, headers, method = 'GET', body }) {
       const proxy = proxyFor(options.proxy, url);
       // Through a proxy, the proxy resolves the name and connects, so the address cannot be checked at connect time:
       // the name is resolved here and refused unless every address is public, and a name that does not resolve here
@@ -140,7 +144,7 @@ function undiciClient({ Agent, Pool, ProxyAgent, request }: Undici, options: Htt
       if (proxy !== undefined && options.blockPrivateNetwork) await checkResolvedHost(url, { strict: true });
       let res: undici.Dispatcher.ResponseData;
       try {
-        res = await request(url, { method: 'GET', dispatcher: proxy === undefined ? agent : proxies.get(proxy)!, signal, headers });
+        res = await request(url, { method, dispatcher: proxy === undefined ? agent : proxies.get(proxy)!, signal, headers, ...(body !== undefined ? { body } : {}) });
       } catch (error) {
         throw proxy === undefined || signal.aborted ? error : (proxyError(error, proxy, url) ?? error);
       }

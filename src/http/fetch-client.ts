@@ -42,7 +42,7 @@ export function createFetchClient(options: FetchClientOptions): HttpClient {
   const open = new Set<AbortController>();
 
   return {
-    async get(url, { signal, headers }) {
+    async get(url, { signal, headers, method = 'GET', body: sent }) {
       if (signal.aborted) throw signal.reason;
       // fetch cannot be given a lookup, so the host is resolved and checked here, before each hop. This leaves a
       // DNS-rebinding window: fetch resolves the name again, and a hostile DNS server may answer differently then.
@@ -65,7 +65,8 @@ export function createFetchClient(options: FetchClientOptions): HttpClient {
       let res: Response;
       try {
         res = await fetchImpl(url.href, {
-          method: 'GET',
+          method,
+          ...(sent !== undefined ? { body: sent } : {}),
           redirect: 'manual',
           signal: controller.signal,
           headers: { 'accept-encoding': 'identity', ...headers },

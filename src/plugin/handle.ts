@@ -1,9 +1,10 @@
 import path from 'node:path';
 import type { CheerioAPI } from 'cheerio';
 import { DownloadError } from '../errors.ts';
-import { DEPTH_KEY, HEADERS_KEY, type ItemInput, type LabelHandler } from '../core/types.ts';
+import { BODY_KEY, DEPTH_KEY, HEADERS_KEY, type ItemInput, type LabelHandler } from '../core/types.ts';
 import { requestHeaders } from '../http/headers.ts';
 import { resolveUrl } from '../core/urls.ts';
+import { pageTitle } from './html.ts';
 import type { AnyPlugin, HandlerContext, Page, PluginLog } from './types.ts';
 
 type Cheerio = typeof import('cheerio');
@@ -15,6 +16,10 @@ export interface QueuedPage {
   userData: Record<string, unknown>;
   /** Its own headers (checked, names in lower case). */
   headers?: Record<string, string>;
+  /** With --update: fetched again even if an earlier session was. */
+  refresh?: boolean;
+  /** POST this body (a plugin's `body`, or its `json` as JSON). */
+  body?: string;
 }
 
 /** What a handler's result turned into: work for the core, and what was wrong with it. */
@@ -27,6 +32,18 @@ export interface Collected {
   problems: string[];
 }
 
+/** What a run adds to the handlers beyond the plugin and its options. */
+export interface HandlerExtras {
+  /** Keep where each image was found (page, title, label, position): the run names images with a template. */
+  keepFound?: boolean;
+  /** --archive: images whose key it has are skipped, and `known()` asks it. */
+  archive?: { has(key: string): boolean };
+  /** --update: handlers see `ctx.update` true, and pages they mark `refresh` are fetched again. */
+  update?: boolean;
+  /** Images are fetched with `Referer: <the page they were found on>` unless they have their own. */
+  imageReferer?: boolean;
+}
+
 /** Entries of a handler's result read and added at a time: memory stays flat whatever a handler returns. */
 const CHUNK = 2000;
 
@@ -36,19 +53,31 @@ const CHUNK = 2000;
  * that is not a result, fails its page with `plugin_error` (the engine records it); bad entries are dropped and
  * reported.
  */
-export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknown>, log: PluginLog): Record<string, LabelHandler> {
+export function engineHandlers(plugin: AnyPlugin, options: Record<string, unknown>, log: PluginLog, extras: HandlerExtras = {}): Record<string, LabelHandler> {
   const labels = new Set(Object.keys(plugin.handlers));
   const handlers: Record<string, LabelHandler> = {};
+  const { archive } = extras;
   for (const label of labels) {
     const handler = plugin.handlers[label]!;
     handlers[label] = async (request, run) => {
-      const page = await run.fetchPage(request.url, request.userData[HEADERS_KEY] as Record<string, string> | undefined);
-      const ctx = await context(request, page, options, log, run.signal);
+      const page = await run.fetchPage(request.url, request.userData[HEADERS_KEY] as Record<string, string> | undefined, request.userData[BODY_KEY] as string | undefined);
+      const known = (key: string) => typeof key === 'string' && (run.known(key) || (archive?.has(key) ?? false));
+      const ctx = await context(request, page, options, log, run.signal, { known, update: extras.update ?? false });
       const result = await handler(ctx);
       const problems: Problems = { count: 0, shown: [] };
+      let title: string | null | undefined;
       for await (const found of collectChunks(result, page.finalUrl, labels, problems)) {
         if (run.signal.aborted) break;
         if (found.pages.length > 0) run.enqueue(found.pages);
+        // An image the archive has is recorded as saved without being fetched: it counts as skipped, once.
+        if (archive) for (const image of found.images) if (image.key !== undefined && archive.has(image.key)) image.archived = true;
+        if (extras.imageReferer) for (const image of found.images) if (image.headers?.['referer'] === undefined) image.headers = { ...image.headers, referer: page.finalUrl };
+        if (extras.keepFound) {
+          title ??= titleOf(ctx);
+          for (const image of found.images) image.found = { page: { url: page.finalUrl, title }, label, index: image.found?.index ?? 0 };
+        } else {
+          for (const image of found.images) delete image.found;
+        }
         if (found.images.length > 0) run.addItems(found.images);
         for (const bad of found.badNames) run.failImage(bad.url, 'bad_name', bad.message);
       }
@@ -117,6 +146,15 @@ function summarize(plugin: string, label: string, problems: Problems): string {
   return `Plugin ${plugin}, handler ${label}: ${problems.count} bad ${problems.count === 1 ? 'entry' : 'entries'} dropped: ${shown}${more}`;
 }
 
+/** The page's <title> when it is HTML (parsing it if its handler did not), else null. */
+function titleOf(ctx: HandlerContext): string | null {
+  try {
+    return pageTitle(ctx.$);
+  } catch {
+    return null;
+  }
+}
+
 function isHtmlLike(page: Page): boolean {
   const type = page.contentType.toLowerCase();
   if (/html|xml/.test(type)) return true;
@@ -130,12 +168,13 @@ async function context(
   options: Record<string, unknown>,
   log: PluginLog,
   signal: AbortSignal,
+  run: { known: (key: string) => boolean; update: boolean },
 ): Promise<HandlerContext> {
   // cheerio is imported only once a page is HTML (JSON-only plugins never load it), and parsed on first use.
   const cheerio: Cheerio | undefined = isHtmlLike(page) ? await import('cheerio') : undefined;
   let $: CheerioAPI | undefined;
   let parsed: { value: unknown } | undefined;
-  const { label: _label, __crawlee: _internal, [DEPTH_KEY]: _depth, [HEADERS_KEY]: _headers, ...userData } = request.userData;
+  const { label: _label, __crawlee: _internal, [DEPTH_KEY]: _depth, [HEADERS_KEY]: _headers, [BODY_KEY]: _body, ...userData } = request.userData;
   return {
     request: { url: request.url, label: request.label, userData },
     page,
@@ -158,6 +197,8 @@ async function context(
     options,
     log,
     signal,
+    known: run.known,
+    update: run.update,
   };
 }
 
@@ -186,10 +227,20 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return void out.problems.push(`${where}.url ${JSON.stringify(entry.url.slice(0, 200))} is not an http(s) URL`);
     const headers = entryHeaders(`${where}.headers`, entry.headers);
     if (typeof headers === 'string') return void out.problems.push(headers);
-    const key = `${entry.label}:${url.href}`;
+    const post = postOf(where, entry);
+    if (typeof post === 'string') return void out.problems.push(post);
+    if (entry.refresh !== undefined && typeof entry.refresh !== 'boolean') return void out.problems.push(`${where}.refresh is ${describe(entry.refresh)}, not a boolean`);
+    const key = `${entry.label}:${url.href}${post ? `#${post.body}` : ''}`;
     if (seenPages.has(key)) return;
     seenPages.add(key);
-    out.pages.push({ url: url.href, label: entry.label, userData: (entry.userData as Record<string, unknown> | undefined) ?? {}, ...(headers ? { headers } : {}) });
+    out.pages.push({
+      url: url.href,
+      label: entry.label,
+      userData: (entry.userData as Record<string, unknown> | undefined) ?? {},
+      ...(headers || post?.type ? { headers: { ...(post?.type ? { 'content-type': post.type } : {}), ...headers } } : {}),
+      ...(entry.refresh === true ? { refresh: true } : {}),
+      ...(post ? { body: post.body } : {}),
+    });
   });
 
   const seenImages = new Set<string>();
@@ -199,6 +250,9 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     if (typeof entry.url !== 'string') return void out.problems.push(`${where}.url is ${describe(entry.url)}, not a string`);
     if (entry.name !== undefined && entry.name !== null && typeof entry.name !== 'string') return void out.problems.push(`${where}.name is ${describe(entry.name)}, not a string`);
     if (entry.metadata !== undefined && !isJson(entry.metadata)) return void out.problems.push(`${where}.metadata cannot be stored as JSON`);
+    if (entry.key !== undefined && entry.key !== null && (typeof entry.key !== 'string' || entry.key === '' || entry.key.length > 1000)) {
+      return void out.problems.push(`${where}.key is ${describe(entry.key)}, not a string of 1 to 1,000 characters`);
+    }
     const headers = entryHeaders(`${where}.headers`, entry.headers);
     if (typeof headers === 'string') return void out.problems.push(headers);
     const url = resolveUrl(entry.url, base);
@@ -207,13 +261,41 @@ export function collect(result: { pages?: unknown[]; images?: unknown[] }, base:
     if (seenImages.has(href)) return;
     seenImages.add(href);
     const name = typeof entry.name === 'string' ? entry.name.trim() : '';
-    if (name && isPath(name)) {
-      out.badNames.push({ url: href, message: `The name ${JSON.stringify(name.slice(0, 200))} is a path; a plugin names a file, not where it goes` });
+    const why = name ? badName(name) : undefined;
+    if (why) {
+      out.badNames.push({ url: href, message: `The name ${JSON.stringify(name.slice(0, 200))} ${why}` });
       return;
     }
-    out.images.push({ url: href, ...(name ? { name } : {}), ...(entry.metadata !== undefined ? { metadata: entry.metadata } : {}), ...(headers ? { headers } : {}) });
+    out.images.push({
+      url: href,
+      ...(name ? { name } : {}),
+      ...(entry.metadata !== undefined ? { metadata: entry.metadata } : {}),
+      ...(headers ? { headers } : {}),
+      ...(typeof entry.key === 'string' ? { key: entry.key } : {}),
+      // Its position in the handler's result (kept if the run names images with a template).
+      found: { page: { url: base, title: null }, label: '', index: offset + i + 1 },
+    });
   });
   return out;
+}
+
+/**
+ * A page's request body: `method: 'POST'` with `body` (a string) or `json` (any JSON, sent with Content-Type
+ * application/json unless the page's headers say otherwise); undefined for a GET; a string saying what is wrong.
+ */
+export function postOf(where: string, entry: Record<string, unknown>): { body: string; type?: string } | undefined | string {
+  const { method, body, json } = entry;
+  if (method !== undefined && method !== 'GET' && method !== 'POST') return `${where}.method is ${describe(method)}, not "GET" or "POST"`;
+  if (body !== undefined && json !== undefined) return `${where} has both body and json`;
+  if (body !== undefined && typeof body !== 'string') return `${where}.body is ${describe(body)}, not a string (json: for a value)`;
+  if (json !== undefined && !isJson(json)) return `${where}.json cannot be sent as JSON`;
+  const has = body !== undefined || json !== undefined;
+  if (method === 'GET' && has) return `${where} is a GET with a body`;
+  if (method === 'POST' || has) {
+    const given = isObject(entry.headers) && Object.keys(entry.headers).some((h) => h.toLowerCase() === 'content-type');
+    return json !== undefined ? { body: JSON.stringify(json), ...(given ? {} : { type: 'application/json' }) } : { body: typeof body === 'string' ? body : '' };
+  }
+  return undefined;
 }
 
 /** An entry's `headers` checked (names lower-cased); a string saying what is wrong with them otherwise. */
@@ -228,9 +310,16 @@ function entryHeaders(where: string, value: unknown): Record<string, string> | u
   }
 }
 
-/** Absolute (`/x`, `C:\x`, `\\server\x`) or with a separator (`a/b`, `..\x`). */
-function isPath(name: string): boolean {
-  return /[/\\]/.test(name) || path.posix.isAbsolute(name) || path.win32.isAbsolute(name) || /^[a-z]:/i.test(name);
+/**
+ * Why a plugin's name cannot be used, or undefined: `/` separates folders (`album/x.jpg`), but a name may not be
+ * absolute (`/x`, `C:\x`, `\\server\x`), hold a backslash, or have `.` or `..` folders (`../x`): it would not say where
+ * in the output folder the file goes.
+ */
+function badName(name: string): string | undefined {
+  if (path.posix.isAbsolute(name) || path.win32.isAbsolute(name) || /^[a-z]:/i.test(name)) return 'is an absolute path; a plugin names a file inside the output folder';
+  if (name.includes('\\')) return 'has a backslash; folders are separated by /';
+  if (name.includes('/') && name.split('/').some((s) => s.trim() === '.' || s.trim() === '..')) return 'has a . or .. folder; a plugin names a file inside the output folder';
+  return undefined;
 }
 
 function isJson(value: unknown): boolean {

@@ -19,6 +19,7 @@ export type {
   Page,
   PageRequest,
   Plugin,
+  PluginHttp,
   PluginLog,
   StartRequest,
   StringOption,

@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.ts';
 import { CLI_FLAGS } from '../cli/options.ts';
+import { parseNameTemplate } from '../core/naming.ts';
 import type { AnyPlugin, OptionSpec, OptionSpecs } from './types.ts';
 
 /** Flags imgdl keeps for itself (those of `imgdl get` and `imgdl run`, and --version); a plugin option cannot take these names. */
@@ -47,6 +48,27 @@ export function validatePlugin(value: unknown, source: string): AnyPlugin {
     }
   }
   if (positional > 1) fail('at most one option can take the positional arguments');
+  if (p.http !== undefined) {
+    const h = p.http as Record<string, unknown>;
+    if (typeof h !== 'object' || h === null) fail('`http` must be an object');
+    const known = ['headers', 'cookies', 'imageReferer', 'perHost', 'rate', 'acceptStatus'];
+    for (const key of Object.keys(h)) if (!known.includes(key)) fail(`\`http.${key}\` is not a setting (settings: ${known.join(', ')})`);
+    const strings = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+    if (h['headers'] !== undefined && !strings(h['headers'])) fail('`http.headers` must be an object of strings');
+    if (h['cookies'] !== undefined && (!strings(h['cookies']) || !Object.keys(h['cookies'] as object).every((u) => URL.canParse(u)))) fail('`http.cookies` must be { url: "name=value; …" }');
+    if (h['imageReferer'] !== undefined && typeof h['imageReferer'] !== 'boolean') fail('`http.imageReferer` must be a boolean');
+    if (h['perHost'] !== undefined && !(Number.isInteger(h['perHost']) && (h['perHost'] as number) >= 1)) fail('`http.perHost` must be an integer ≥ 1');
+    if (h['rate'] !== undefined && !(typeof h['rate'] === 'number' && h['rate'] > 0)) fail('`http.rate` must be a number > 0');
+    if (h['acceptStatus'] !== undefined && !(Array.isArray(h['acceptStatus']) && h['acceptStatus'].every((n) => Number.isInteger(n) && n >= 100 && n <= 599))) fail('`http.acceptStatus` must be a list of HTTP statuses');
+  }
+  if (p.nameTemplate !== undefined) {
+    if (typeof p.nameTemplate !== 'string') fail('`nameTemplate` must be a string');
+    try {
+      parseNameTemplate(p.nameTemplate);
+    } catch (error) {
+      fail(`\`nameTemplate\`: ${(error as Error).message}`);
+    }
+  }
   if (p.limits !== undefined) {
     if (typeof p.limits !== 'object' || p.limits === null) fail('`limits` must be { maxPages?, maxDepth? }');
     for (const [key, min] of [['maxPages', 1], ['maxDepth', 0]] as const) {

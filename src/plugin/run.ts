@@ -2,13 +2,15 @@ import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { Engine, type Progress, type RunHandle, type Summary } from '../core/engine.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from '../core/runs.ts';
-import type { EngineOptions } from '../core/engine.ts';
+import { DEFAULTS, type EngineOptions } from '../core/engine.ts';
 import { httpOption, type HttpClientKind } from '../http/client.ts';
 import { flag, integer, resolveOptions, type DownloadOptions } from '../options.ts';
-import { engineHandlers, type QueuedPage } from './handle.ts';
+import { engineHandlers, postOf, type QueuedPage } from './handle.ts';
 import { resolveUrl } from '../core/urls.ts';
 import { requestHeaders } from '../http/headers.ts';
 import { resolvePluginOptions } from './options.ts';
+import { parseNameTemplate } from '../core/naming.ts';
+import { Archive } from '../storage/archive.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues, PageLimits, Plugin, PluginLog } from './types.ts';
 
 export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadOptions {
@@ -47,6 +49,22 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
   ignoreRobots?: boolean;
   /** Write `report.html` (thumbnails, failures, throughput) in the output folder at the end; stats.json is always written. @default true */
   report?: boolean;
+  /**
+   * Where each image goes and its name, a template: `{page.title}/{index:03}-{alt}.{ext}` (`/` between folders; each
+   * folder and the file name made safe; never outside `out`). Fields: docs/plugins.md, "Names". Default: the
+   * plugin's `nameTemplate`, else names as always (the plugin's `name`, else from the response and URL).
+   */
+  name?: string;
+  /**
+   * A download archive file shared by runs and output folders (gallery-dl's --download-archive): images whose `key`
+   * it holds are skipped (counted in `skipped`, never fetched), and the key of each image saved is added.
+   */
+  archive?: string;
+  /**
+   * Look again for new images: the start pages, and pages handlers mark `refresh`, are fetched again even if an
+   * earlier session of the run did; handlers see `ctx.update` and `ctx.known(key)` to stop at items they have.
+   */
+  update?: boolean;
 }
 
 export interface PluginRunPlan {
@@ -62,8 +80,47 @@ export interface PluginRunPlan {
 /** Resolves where a plugin run writes, which run it continues and its start pages, before any network work. */
 export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = {}): Promise<PluginRunPlan> {
   const values = resolvePluginOptions(plugin, opts.options as Record<string, unknown> | undefined);
-  const engineOptions = resolveOptions(downloadOptions(opts));
+  const http = plugin.http ?? {};
+  // The plugin's --per-host and --rate are defaults: the command line's win.
+  const given = downloadOptions(opts);
+  const engineOptions = resolveOptions({
+    ...(http.perHost !== undefined && given.perHost === undefined ? { perHost: http.perHost } : {}),
+    ...(http.rate !== undefined && given.rate === undefined ? { rate: http.rate } : {}),
+    ...given,
+  });
+  if (http.headers !== undefined) {
+    const { 'user-agent': userAgent, ...headers } = requestHeaders(`Plugin ${plugin.name}: http.headers`, http.headers);
+    engineOptions.headers = { ...headers, ...engineOptions.headers };
+    // The plugin's User-Agent, unless the user gave one (--user-agent, or -H 'User-Agent: …').
+    if (userAgent && engineOptions.userAgent === DEFAULTS.userAgent) engineOptions.userAgent = userAgent;
+  }
+  if (http.cookies !== undefined) {
+    const { CookieJar } = await import('tough-cookie');
+    const jar = engineOptions.cookieJar ?? new CookieJar(undefined, { rejectPublicSuffixes: false, allowSpecialUseDomain: true });
+    for (const [url, line] of Object.entries(http.cookies)) {
+      for (const pair of line.split(';').map((p) => p.trim()).filter(Boolean)) {
+        try {
+          jar.setCookieSync(pair, url);
+        } catch (error) {
+          throw new UsageError(`Plugin ${plugin.name}: http.cookies[${JSON.stringify(url)}]: ${(error as Error).message}`);
+        }
+      }
+    }
+    engineOptions.cookieJar = jar;
+  }
   if (opts.ignoreRobots !== undefined) engineOptions.ignoreRobots = flag('ignoreRobots', opts.ignoreRobots);
+  const template = opts.name ?? plugin.nameTemplate;
+  if (template !== undefined) {
+    if (typeof template !== 'string') throw new UsageError(`Expected \`name\` to be a name template like '{page.title}/{index:03}.{ext}', got ${JSON.stringify(template)}`);
+    try {
+      parseNameTemplate(template);
+    } catch (error) {
+      throw new UsageError(`${opts.name !== undefined ? 'Expected `name` to be a usable template: ' : `Plugin ${plugin.name}: nameTemplate: `}${(error as Error).message}`);
+    }
+    engineOptions.nameTemplate = template;
+  }
+  if (opts.archive !== undefined && (typeof opts.archive !== 'string' || opts.archive === '')) throw new UsageError(`Expected \`archive\` to be a file path, got ${JSON.stringify(opts.archive)}`);
+  if (opts.update !== undefined) flag('update', opts.update);
   httpOption(opts.http);
   const limits: PageLimits = { ...plugin.limits };
   if (opts.maxPages !== undefined) limits.maxPages = integer('maxPages', opts.maxPages, 1);
@@ -98,12 +155,15 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
     if (!url) throw new UsageError(`Plugin ${plugin.name}: ${JSON.stringify(req.url)} is not an absolute URL`);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`Plugin ${plugin.name}: ${req.url} is not an http(s) URL`);
     const headers = req.headers === undefined ? undefined : requestHeaders(`start()[${i}].headers`, req.headers);
-    return { url: url.href, label: req.label, userData: req.userData ?? {}, ...(headers ? { headers } : {}) };
+    const post = postOf(`start()[${i}]`, req as Record<string, unknown>);
+    if (typeof post === 'string') throw new Error(`Plugin ${plugin.name}: ${post}`);
+    const all = post?.type ? { 'content-type': post.type, ...headers } : headers;
+    return { url: url.href, label: req.label, userData: req.userData ?? {}, ...(all ? { headers: all } : {}), ...(post ? { body: post.body } : {}) };
   });
 }
 
 function downloadOptions(opts: RunPluginOptions): DownloadOptions {
-  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ignoreRobots: _ir, report: _rp, ...rest } = opts;
+  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ignoreRobots: _ir, name: _n, archive: _a, update: _u, report: _rp, ...rest } = opts;
   return rest;
 }
 
@@ -129,6 +189,15 @@ export function stderrLog(plugin: string, { quiet = false, debug = false } = {})
 export async function runPlugin<O extends OptionSpecs, L extends string>(plugin: Plugin<O, L>, opts: RunPluginOptions<OptionValues<O>> = {}): Promise<Summary> {
   const p: AnyPlugin = plugin;
   const plan = await planPluginRun(p, opts as RunPluginOptions);
+  const archive = opts.archive !== undefined ? await Archive.open(opts.archive) : undefined;
+  try {
+    return await runWith(p, plan, opts as RunPluginOptions, archive);
+  } finally {
+    archive?.close();
+  }
+}
+
+async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions, archive: Archive | undefined): Promise<Summary> {
   const engine = await Engine.open({
     stateDir: plan.stateDir,
     outDir: plan.outDir,
@@ -137,10 +206,17 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
     retryFailed: opts.retryFailed,
     maxPages: plan.limits.maxPages,
     maxDepth: plan.limits.maxDepth,
+    update: opts.update === true,
+    acceptStatus: p.http?.acceptStatus,
     options: plan.engineOptions,
     // Added on every run; pages already seen (uniqueKey label:url) are not fetched again.
     requests: plan.start,
-    handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name)),
+    handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name), {
+      keepFound: plan.engineOptions.nameTemplate !== undefined,
+      archive,
+      update: opts.update === true,
+      imageReferer: p.http?.imageReferer === true,
+    }),
     signal: opts.signal,
     // The client asked for; when none is, the engine makes this runtime's default.
     httpKind: opts.http,
@@ -149,7 +225,31 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
   markRunStarted(plan.stateDir, { name: plan.run, kind: 'run', command: opts.command ?? ['run', p.name], outDir: plan.outDir });
   opts.onStart?.(engine);
   if (opts.onProgress) engine.onProgress(opts.onProgress);
-  const summary = await engine.run();
+  // Keys of saved images go into the archive a few at a time (short transactions: other runs share the file).
+  let keys: string[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const batch = keys;
+    keys = [];
+    archive?.add(batch);
+  };
+  if (archive) {
+    engine.on('saved', (record) => {
+      if (record.key === undefined) return;
+      keys.push(record.key);
+      if (keys.length >= 256) flush();
+      else timer ??= setTimeout(flush, 100);
+    });
+  }
+  let summary: Summary;
+  try {
+    summary = await engine.run();
+  } finally {
+    flush();
+  }
+
   markRunEnded(plan.stateDir, summary);
   return summary;
 }

@@ -70,6 +70,20 @@ export interface PageRequest<L extends string = string> {
    * redirect to another origin. Host, Cookie, Authorization and the like are refused (the page fails `plugin_error`).
    */
   headers?: Record<string, string>;
+  /** `POST` for an API page that wants one (with `body` or `json`); default GET. */
+  method?: 'GET' | 'POST';
+  /** The body to POST, as text (give a Content-Type in `headers`). */
+  body?: string;
+  /**
+   * A value to POST as JSON (Content-Type application/json), e.g. a GraphQL `{ query, variables: { cursor } }`. A POST
+   * page is known by its URL *and* body, so each cursor's page is fetched once.
+   */
+  json?: unknown;
+  /**
+   * With `--update`, fetch this page again even if an earlier session of the run did (a listing's next page that
+   * may hold new items). Start pages always are. Without `--update` it changes nothing.
+   */
+  refresh?: boolean;
 }
 
 /** A page to start with: `url` must be absolute. */
@@ -80,11 +94,19 @@ export interface ImageRequest {
   /** Absolute, or relative to the page it was found on. */
   url: string;
   /**
-   * The file name, e.g. `CN-China.gif`. Made safe by the core (reserved characters, length), and its
-   * extension is fixed from the bytes. A name with a path in it (`a/b.gif`, `/etc/x`, `..\\x`) is not
-   * accepted: the image fails with `bad_name`. Empty or missing: named from the response and URL.
+   * The file name, e.g. `CN-China.gif`, or with folders: `Asia/CN-China.gif` (`/` between them). Each part is made
+   * safe by the core (reserved characters, length), and the extension is fixed from the bytes. A name that is
+   * absolute (`/etc/x`, `C:\\x`), has a backslash or a `.`/`..` folder (`../x`) is not accepted: the image fails with
+   * `bad_name`. Empty or missing: named from the response and URL. A --name template given to the run wins over it
+   * (its `{name}` field is this name's file part).
    */
   name?: string;
+  /**
+   * The site's own id for the image, e.g. `flickr:12345`: with `--archive FILE` an image whose key the archive has
+   * (saved by any earlier run, into any folder) is skipped, and the key is added once the image is saved. Also
+   * what `ctx.known(key)` answers for, and the `{key}` of a name template. At most 1,000 characters.
+   */
+  key?: string;
   /** Stored in the image's record in metadata.jsonl (must be JSON). */
   metadata?: unknown;
   /**
@@ -124,6 +146,14 @@ export interface HandlerContext<V = Record<string, unknown>, L extends string = 
   log: PluginLog;
   /** Aborted when the run is stopping. */
   signal: AbortSignal;
+  /**
+   * True when an image with this `key` was already found by this run (in an earlier session too, unless it failed),
+   * or saved by any run sharing the `--archive`. With `--update`, a listing handler stops walking to older pages once
+   * it reaches items it knows (see `update` and `PageRequest.refresh`).
+   */
+  known(key: string): boolean;
+  /** The run was started with `--update`: pages marked `refresh` are fetched again, to find new items. */
+  update: boolean;
 }
 
 export type Handler<V = Record<string, unknown>, L extends string = string> = (
@@ -150,6 +180,35 @@ export interface Plugin<O extends OptionSpecs = OptionSpecs, L extends string = 
    * @example limits: { maxDepth: 9 } // a start page and up to 9 pages after it
    */
   limits?: PageLimits;
+  /**
+   * This plugin's default name template (see `--name` and docs/plugins.md, "Names"); `--name` overrides it.
+   * @example nameTemplate: '{metadata.album}/{index:03}-{name}.{ext}'
+   */
+  nameTemplate?: string;
+  /** HTTP settings of this plugin's runs (the command line's flags win over them). */
+  http?: PluginHttp;
+}
+
+/** A plugin's HTTP settings. */
+export interface PluginHttp {
+  /** Headers for every page and image of the run, under -H's rules (not sent after a redirect to another origin); -H wins. */
+  headers?: Record<string, string>;
+  /**
+   * Cookies by the URL they are for, as a Cookie header: `{ 'https://example.org/': 'consent=yes; lang=en' }`. They go
+   * into the run's cookie jar (with those of --cookies), so each request gets the ones matching its host and path.
+   */
+  cookies?: Record<string, string>;
+  /** Send each image with `Referer: <the page it was found on>` (unless the image has its own Referer). */
+  imageReferer?: boolean;
+  /** Default --per-host for this plugin (a polite one for a site that throttles). */
+  perHost?: number;
+  /** Default --rate (requests per second per host). */
+  rate?: number;
+  /**
+   * Non-2xx statuses handed to the handler as the page (`ctx.page.status`) rather than failing it, e.g. `[404, 410]`
+   * for an API answering "gone" with a body to read. Pages only; images must be 2xx.
+   */
+  acceptStatus?: number[];
 }
 
 /** Bounds on the pages a plugin run visits. */
@@ -170,4 +229,6 @@ export interface AnyPlugin {
   handlers: Record<string, (ctx: HandlerContext<any, any>) => Promise<HandlerResult | void> | HandlerResult | void>;
   /* eslint-enable @typescript-eslint/no-explicit-any */
   limits?: PageLimits;
+  nameTemplate?: string;
+  http?: PluginHttp;
 }

@@ -62,6 +62,11 @@ const ADDED_COLUMNS: Array<[column: string, sql: string]> = [
   // An input table's row (JSON: its `key` and `caption`; for a row that could not be used, `input`, the URL text it
   // had), so a resumed run writes the same record and failure line without reading the table again.
   ['fields', 'ALTER TABLE items ADD COLUMN fields TEXT'],
+  // The site's own id of the image (a plugin's `key`, e.g. `flickr:12345`): for --archive, and for handlers asking
+  // whether an item is known (--update).
+  ['key', 'ALTER TABLE items ADD COLUMN key TEXT'],
+  // Where a plugin found the image (page URL and title, label, position), as JSON, for a --name template.
+  ['found', 'ALTER TABLE items ADD COLUMN found TEXT'],
 ];
 
 /** Shard requests carry these keys (see the engine's crawl); every other request is a plugin page. */
@@ -71,11 +76,14 @@ const SQL = {
   getMeta: 'SELECT value FROM meta WHERE key = ?',
   setMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   maxItem: 'SELECT coalesce(max(id), 0) AS id FROM items',
-  addItem: 'INSERT OR IGNORE INTO items (url, name, info, headers, fields) VALUES (?, ?, ?, ?, ?)',
+  addItem: 'INSERT OR IGNORE INTO items (url, name, info, headers, fields, key, found) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  // An image whose key the --archive has: in the run as saved (not fetched), with no file; it counts as skipped.
+  addArchivedItem: `INSERT OR IGNORE INTO items (url, status, key, recorded, done_at) VALUES (?, ${Done}, ?, 1, 0)`,
+  keyKnown: `SELECT 1 AS x FROM items WHERE key = ? AND status != ${Failed} LIMIT 1`,
   request: 'UPDATE items SET requested = 1 WHERE url = ? AND requested = 0',
   addFailedItem: `INSERT OR IGNORE INTO items (url, status, code, http_status, message, stack, fields) VALUES (?, ${Failed}, ?, ?, ?, ?, ?)`,
   addDoneItem: `INSERT OR IGNORE INTO items (url, status, file, record, recorded, done_at, requested) VALUES (?, ${Done}, ?, ?, 1, 0, 0)`,
-  pendingInRange: `SELECT id, url, name, info, headers, fields FROM items WHERE id BETWEEN ? AND ? AND status = ${Pending} ORDER BY id`,
+  pendingInRange: `SELECT id, url, name, info, headers, fields, key, found FROM items WHERE id BETWEEN ? AND ? AND status = ${Pending} ORDER BY id`,
   claim: `UPDATE items SET status = ${Saving}, file = ?, record = ? WHERE id = ? AND status = ${Pending}`,
   unclaim: `UPDATE items SET status = ${Pending}, file = NULL, record = NULL WHERE id = ?`,
   fileTaken: 'SELECT 1 AS x FROM items WHERE file = ? COLLATE NOCASE',
@@ -151,6 +159,7 @@ export class SqliteRunStore implements RunStore {
     db.exec(SCHEMA);
     const columns = new Set((db.prepare('PRAGMA table_info(items)').all() as Array<{ name: string }>).map((c) => c.name));
     for (const [column, sql] of ADDED_COLUMNS) if (!columns.has(column)) db.exec(sql);
+    db.exec('CREATE INDEX IF NOT EXISTS items_key ON items(key) WHERE key IS NOT NULL');
     this.q = prepareAll(db);
     const { lo, hi } = this.q.reqMinMax.get() as { lo: number; hi: number };
     this.lowOrd = Math.min(lo, 0);
@@ -203,9 +212,14 @@ export class SqliteRunStore implements RunStore {
       let added = 0;
       for (const item of items) {
         const f = item.failure;
+        if (item.archived && !f) {
+          const res = this.q.addArchivedItem.run(item.url, item.key ?? null);
+          stats.revived += Number(res.changes === 0 ? this.q.request.run(item.url).changes : res.changes);
+          continue;
+        }
         const res = f
           ? this.q.addFailedItem.run(item.url, f.code, f.status ?? null, f.message.slice(0, 2000), f.stack ?? null, item.fields ?? null)
-          : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null, item.headers ?? null, item.fields ?? null);
+          : this.q.addItem.run(item.url, item.name ?? null, item.info ?? null, item.headers ?? null, item.fields ?? null, item.key ?? null, item.found ?? null);
         if (res.changes === 0) stats.revived += Number(this.q.request.run(item.url).changes);
         else if (f) stats.failed++;
         added += Number(res.changes);
@@ -226,13 +240,20 @@ export class SqliteRunStore implements RunStore {
   }
 
   pendingInRange(from: number, to: number): Item[] {
-    const rows = this.q.pendingInRange.all(from, to) as unknown as Array<Omit<Item, 'headers' | 'fields'> & { headers?: string | null; fields?: string | null }>;
-    // Most images have no headers of their own, and only a table's rows have fields: the row is then just { id, url, name, info }.
+    type Row = Omit<Item, 'headers' | 'fields' | 'key' | 'found'> & { headers?: string | null; fields?: string | null; key?: string | null; found?: string | null };
+    const rows = this.q.pendingInRange.all(from, to) as unknown as Row[];
+    // Most images have no headers, table fields, key or place of their own: the row is then just { id, url, name, info }.
     for (const row of rows) {
       if (row.headers === null) delete row.headers;
       if (row.fields === null) delete row.fields;
+      if (row.key === null) delete row.key;
+      if (row.found === null) delete row.found;
     }
     return rows as Item[];
+  }
+
+  keyKnown(key: string): boolean {
+    return this.q.keyKnown.get(key) !== undefined;
   }
 
   pendingIds(): number[] {

@@ -22,6 +22,10 @@ export interface Item {
   headers?: string;
   /** An input table's row: `{"key","caption"}` as JSON, merged into its record; absent for other images. */
   fields?: string;
+  /** The site's own id of the image (a plugin's `key`); absent when none. */
+  key?: string;
+  /** Where a plugin found it (FoundOn as JSON), kept for a name template; absent when none. */
+  found?: string;
 }
 
 export interface FailureRecord {
@@ -87,6 +91,12 @@ export interface NewItem {
   headers?: string | null;
   /** An input table's row (see Item.fields); a row that could not be used also has `input`, its URL text. */
   fields?: string | null;
+  /** The site's own id of the image. */
+  key?: string | null;
+  /** Where a plugin found it, as JSON. */
+  found?: string | null;
+  /** Its key is in the --archive: added as saved (with no file, never fetched), counted in `revived`. */
+  archived?: boolean;
   failure?: Omit<FailureRecord, 'url' | 'status'> & { status?: number | null };
 }
 
@@ -104,6 +114,8 @@ export interface ImageState {
   /** Records images that an earlier run already saved into the output folder (found in its metadata file). */
   addDoneItems(items: Array<{ url: string; file: string; record: string }>): number;
   pendingInRange(from: number, to: number): Item[];
+  /** True when an image with this key (a plugin's `key`) is in the run and has not failed. */
+  keyKnown(key: string): boolean;
   pendingIds(): number[];
   /** True when a file name (case-insensitively) already belongs to an image of this run. */
   fileTaken(file: string): boolean;
