@@ -27,7 +27,7 @@ if (Deno && !['read', 'write', 'net', 'env', 'sys'].some((name) => Deno.permissi
 
 const args = process.argv.slice(2);
 /** Commands that never import a TypeScript file at run time (`run`, `plugins` and `new` load plugins/*.ts). */
-const PLAIN_JS_COMMANDS = new Set(['get', 'runs']);
+const PLAIN_JS_COMMANDS = new Set(['get', 'runs', 'worker']);
 
 /**
  * Why dist/ cannot run this command, or null when it can: it must hold a build at least as new as every file

@@ -2,6 +2,7 @@
 // them without importing the engine.
 import type { ReasonCode } from '../errors.ts';
 import type { HttpClient, HttpClientKind } from '../http/client.ts';
+import type { KeyedLimiter } from '../http/limits.ts';
 import type { DiskStop } from '../storage/disk.ts';
 import type { DownloadSettings, ImageRecord, Page } from './download.ts';
 import { OPT_OUT_DIRECTIVES } from './robots.ts';
@@ -201,7 +202,13 @@ export type LabelHandler = (request: PageRequest, ctx: PageContext) => Promise<v
 export interface RunSpec {
   /** Folder holding the run's state (storage/runs/NAME). */
   stateDir: string;
+  /** The run's folder: its metadata.jsonl, failures.jsonl, lock and temporary files (and its images unless `filesDir`). */
   outDir: string;
+  /**
+   * Where the images go when apart from `outDir` (on the same file system): a shard of a distributed run keeps its
+   * records in its own folder and saves into the run's, beside other shards' images (never over them).
+   */
+  filesDir?: string;
   options: EngineOptions;
   /** Images to add (read lazily; a big list streams in while downloads run). */
   items?: AsyncIterable<ItemInput> | Iterable<ItemInput>;
@@ -227,6 +234,11 @@ export interface RunSpec {
   signal?: AbortSignal;
   /** The HTTP client kind (default: undici where its Agent is usable, else the runtime's fetch). */
   httpKind?: HttpClientKind;
+  /**
+   * Per-host limits to use instead of the run's own (a distributed run's, shared with other workers through Redis);
+   * the caller closes it.
+   */
+  hosts?: KeyedLimiter;
   /** An HTTP client to use instead (tests); the run closes it at the end. */
   http?: HttpClient;
 }

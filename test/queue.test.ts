@@ -1,0 +1,162 @@
+// One run over many processes through BullMQ on a real redis-server (Debian's package), started by this file on a
+// free 127.0.0.1 port: a coordinator (`imgdl get --queue`) and `imgdl worker`s against a local origin, with a
+// worker killed mid-shard, a worker started late, and Redis stopped and restarted mid-run. Checked by the files:
+// the exact file set, one record per URL, sha256 and size per record, no duplicate, and refetches counted at the
+// origin. Without redis-server the tests say so and skip, except under CI (CI=true), where they fail.
+// Run: node --import tsx --test test/queue.test.ts
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BIN, runCli, tmpDir } from './helpers/cli.ts';
+import { assertFolder } from './helpers/invariants.ts';
+import { startOrigin, type Origin } from './helpers/origin.ts';
+import { freePort, redisMissing, startRedis, type RedisServer } from './helpers/redis.ts';
+
+const missing = redisMissing();
+const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
+if (missing && !CI) console.warn(`\n*** test/queue.test.ts: SKIPPED: ${missing}. These tests need a real redis-server. ***\n`);
+const skip = missing && !CI ? missing : false;
+
+let redis: RedisServer | undefined;
+let origin: Origin | undefined;
+before(async () => {
+  if (missing && CI) throw new Error(`CI must install redis-server for test/queue.test.ts: ${missing}`);
+  if (skip) return;
+  redis = await startRedis();
+  origin = await startOrigin({ latencyMs: 40 });
+});
+after(async () => {
+  await redis?.stop();
+  await origin?.close();
+});
+
+/** A child imgdl process, bounded in time, whose output is kept and which can be killed. */
+interface Proc {
+  child: ChildProcess;
+  stderr: () => string;
+  stdout: () => string;
+  exit: Promise<number | null>;
+}
+
+function imgdl(args: string[], cwd: string, timeoutMs = 180_000): Proc {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env['IMGDL_STORAGE'];
+  delete env['CRAWLEE_STORAGE_DIR'];
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => {
+    clearTimeout(timer);
+    resolve(code);
+  }));
+  return { child, stderr: () => err, stdout: () => out, exit };
+}
+
+/** Requests of each image path at the origin beyond the first: the images fetched again. */
+function refetches(o: Origin, prefix: string): number {
+  const counts = new Map<string, number>();
+  for (const e of o.log) if (e.path.startsWith(prefix)) counts.set(e.path, (counts.get(e.path) ?? 0) + 1);
+  return [...counts.values()].reduce((sum, n) => sum + n - 1, 0);
+}
+
+async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function list(dir: string, prefix: string, n: number): string[] {
+  const urls = Array.from({ length: n }, (_, i) => origin!.url(`/img/${prefix}-${i}.png`));
+  fs.writeFileSync(path.join(dir, 'list.txt'), urls.join('\n') + '\n');
+  return urls;
+}
+
+const LOCK = '2';
+
+test('a coordinator and 3 workers; one worker killed with SIGKILL mid-shard, a fourth started late: every image once, refetches ≤ the killed worker\'s concurrency', { skip, timeout: 240_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'kill', 600);
+  const out = path.join(dir, 'out');
+  const q = redis!.url;
+  const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  const victim = workers[0]!;
+  await until('the first worker to be mid-shard', () => /shard \d+: 25 URLs/.test(victim.stderr()) && origin!.count('/img/kill-') >= 40);
+  victim.child.kill('SIGKILL');
+  assert.equal(await victim.exit, null, 'killed');
+  const late = imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir);
+  const code = await coordinator.exit;
+  assert.equal(code, 0, coordinator.stderr());
+  const summary = JSON.parse(coordinator.stdout()) as { downloaded: number; skipped: number; failed: number; pending: number; shards: { total: number; done: number } };
+  assert.deepEqual([summary.downloaded, summary.skipped, summary.failed, summary.pending], [600, 0, 0, 0], 'every image saved by any worker counts as downloaded');
+  assert.deepEqual(summary.shards, { total: 24, done: 24, failed: 0 });
+  await assertFolder(out, urls);
+  assert.ok(refetches(origin!, '/img/kill-') <= 4, `refetched ${refetches(origin!, '/img/kill-')} images; the killed worker had 4 in flight at most`);
+  for (const w of [...workers.slice(1), late]) assert.equal(await w.exit, 0, w.stderr());
+  assert.match(late.stderr(), /shard \d+/, 'the late worker took shards');
+});
+
+test('Redis stopped and restarted mid-run (append-only persistence): the run goes on, nothing is lost, nothing fetched twice', { skip, timeout: 240_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'restart', 300);
+  const out = path.join(dir, 'out');
+  const q = redis!.url;
+  const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  await until('a third of the images', () => origin!.count('/img/restart-') >= 100);
+  await redis!.stop();
+  const during = origin!.count('/img/restart-');
+  await sleep(1500);
+  await redis!.start();
+  const code = await coordinator.exit;
+  assert.equal(code, 0, coordinator.stderr());
+  const summary = JSON.parse(coordinator.stdout()) as { downloaded: number; failed: number; pending: number };
+  assert.deepEqual([summary.downloaded, summary.failed, summary.pending], [300, 0, 0]);
+  await assertFolder(out, urls);
+  assert.equal(refetches(origin!, '/img/restart-'), 0, 'no image fetched twice: workers kept their shards while Redis was away');
+  assert.ok(during < 300, 'Redis went away mid-run');
+  for (const w of workers) assert.equal(await w.exit, 0, w.stderr());
+});
+
+test('the same command again once the run is done fetches nothing: every image is skipped', { skip, timeout: 120_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'again', 40);
+  const out = path.join(dir, 'out');
+  const args = ['get', 'list.txt', '--out', out, '--queue', redis!.url, '--shard-size', '10', '-c', '4', '--json'];
+  const first = await runCli(args, { cwd: dir, timeoutMs: 120_000 });
+  assert.equal(first.code, 0, first.stderr);
+  const requests = origin!.count('/img/again-');
+  const second = await runCli(args, { cwd: dir, timeoutMs: 120_000 });
+  assert.equal(second.code, 0, second.stderr);
+  const summary = JSON.parse(second.stdout) as { downloaded: number; skipped: number; failed: number };
+  assert.deepEqual([summary.downloaded, summary.skipped, summary.failed], [0, 40, 0]);
+  assert.equal(origin!.count('/img/again-'), requests, 'no request the second time');
+  await assertFolder(out, urls);
+});
+
+test('an unreachable Redis is one line and exit 2, before any work; so is a --queue that is not a Redis URL', { skip, timeout: 60_000 }, async () => {
+  const dir = tmpDir();
+  list(dir, 'unreachable', 3);
+  const port = await freePort();
+  for (const args of [
+    ['get', 'list.txt', '--out', 'out', '--queue', `redis://127.0.0.1:${port}/0`],
+    ['worker', '--queue', `redis://127.0.0.1:${port}/0`],
+  ]) {
+    const r = await runCli(args, { cwd: dir });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^imgdl: Cannot reach Redis at redis://127\\.0\\.0\\.1:${port}/0: .*ECONNREFUSED.*\\n$`));
+  }
+  assert.equal(fs.existsSync(path.join(dir, 'out')), false, 'no output folder made');
+  assert.equal(origin!.count('/img/unreachable-'), 0, 'no request');
+  const bad = await runCli(['get', 'list.txt', '--queue', 'http://127.0.0.1:6379'], { cwd: dir });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^imgdl: Expected `--queue` to be a Redis URL like redis:\/\/host:6379\/0/);
+});
