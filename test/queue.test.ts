@@ -12,6 +12,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN, runCli, tmpDir } from './helpers/cli.ts';
 import { assertFolder } from './helpers/invariants.ts';
+import { png } from './helpers/images.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { freePort, redisMissing, startRedis, type RedisServer } from './helpers/redis.ts';
 
@@ -81,13 +82,34 @@ function list(dir: string, prefix: string, n: number): string[] {
 
 const LOCK = '2';
 
+/** Waits until a run's shards are all in the queue (workers with --exit-when-idle started before would leave). */
+async function enqueued(coordinator: Proc): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redis!.url, { lazyConnect: true });
+  await client.connect();
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const runs = await client.zrange('imgdl:runs', '0', '-1');
+      const flags = await Promise.all(runs.map((r) => client.hget(`imgdl:run:${r}`, 'enqueued')));
+      const merged = await Promise.all(runs.map((r) => client.hget(`imgdl:run:${r}`, 'merged')));
+      if (flags.some((f, i) => f === '1' && merged[i] !== '1')) return;
+      if (Date.now() > deadline || coordinator.child.exitCode !== null) throw new Error(`the run was not enqueued: ${coordinator.stderr()}`);
+      await sleep(50);
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
 test('a coordinator and 3 workers; one worker killed with SIGKILL mid-shard, a fourth started late: every image once, refetches ≤ the killed worker\'s concurrency', { skip, timeout: 240_000 }, async () => {
   const dir = tmpDir();
   const urls = list(dir, 'kill', 600);
   const out = path.join(dir, 'out');
   const q = redis!.url;
-  const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(coordinator);
+  const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   const victim = workers[0]!;
   await until('the first worker to be mid-shard', () => /shard \d+: 25 URLs/.test(victim.stderr()) && origin!.count('/img/kill-') >= 40);
   victim.child.kill('SIGKILL');
@@ -109,8 +131,9 @@ test('Redis stopped and restarted mid-run (append-only persistence): the run goe
   const urls = list(dir, 'restart', 300);
   const out = path.join(dir, 'out');
   const q = redis!.url;
-  const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(coordinator);
+  const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   await until('a third of the images', () => origin!.count('/img/restart-') >= 100);
   await redis!.stop();
   const during = origin!.count('/img/restart-');
@@ -159,4 +182,49 @@ test('an unreachable Redis is one line and exit 2, before any work; so is a --qu
   const bad = await runCli(['get', 'list.txt', '--queue', 'http://127.0.0.1:6379'], { cwd: dir });
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^imgdl: Expected `--queue` to be a Redis URL like redis:\/\/host:6379\/0/);
+});
+
+test('--per-host and --rate hold across all workers together (a limiter shared through Redis)', { skip, timeout: 240_000 }, async () => {
+  const dir = tmpDir();
+  const n = 60;
+  let inFlight = 0;
+  let most = 0;
+  const times: number[] = [];
+  const urls: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = `/limited/${i}.png`;
+    urls.push(origin!.url(p));
+    origin!.route(p, (_req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      times.push(Date.now());
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(200, { 'content-type': 'image/png' }).end(png(4, 4, { seed: String(i) }));
+      }, 150);
+    });
+  }
+  fs.writeFileSync(path.join(dir, 'list.txt'), urls.join('\n') + '\n');
+  const q = redis!.url;
+  const coordinator = imgdl(['get', 'list.txt', '--out', 'out', '--queue', q, '--shard-size', '5', '-c', '4', '--per-host', '2', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(coordinator);
+  const workers = [1, 2].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  assert.equal(await coordinator.exit, 0, coordinator.stderr());
+  await assertFolder(path.join(dir, 'out'), urls);
+  assert.ok(most <= 2, `at most 2 requests in flight at the host across the three processes, saw ${most}`);
+  for (const w of workers) assert.equal(await w.exit, 0, w.stderr());
+  const shardsTaken = workers.map((w) => (w.stderr().match(/ saved, /g) ?? []).length);
+  assert.ok(shardsTaken.some((k) => k > 0), `the workers took shards (${shardsTaken.join(', ')})`);
+
+  // --rate: 2 requests per second to the host, whichever process sends them.
+  times.length = 0;
+  fs.writeFileSync(path.join(dir, 'rated.txt'), urls.slice(0, 12).join('\n') + '\n');
+  const rated = imgdl(['get', 'rated.txt', '--out', 'rated', '--queue', q, '--shard-size', '2', '-c', '4', '--rate', '4', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(rated);
+  const w2 = [1, 2].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  assert.equal(await rated.exit, 0, rated.stderr());
+  assert.equal(times.length, 12);
+  const gaps = times.slice(1).map((t, i) => t - times[i]!);
+  assert.ok(Math.min(...gaps) >= 200, `requests at least 250 ms apart (--rate 4) across the processes (some slack for timers), gaps: ${gaps.join(', ')}`);
+  for (const w of w2) assert.equal(await w.exit, 0, w.stderr());
 });
