@@ -154,13 +154,13 @@ test('a coordinator and 3 workers; one worker killed with SIGKILL mid-shard, a f
 
 test('Redis stopped and restarted mid-run (append-only persistence): the run goes on, nothing is lost, nothing fetched twice', { skip, timeout: 240_000 }, async () => {
   const dir = tmpDir();
-  const urls = list(dir, 'restart', 300);
+  const urls = list(dir, 'restart', 400);
   const out = path.join(dir, 'out');
   const q = redis!.url;
   const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
   await enqueued(coordinator);
   const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
-  await until('a third of the images', () => origin!.count('/img/restart-') >= 100);
+  await until('the workers to be up, and a quarter of the images', () => workers.every((w) => /taking shards/.test(w.stderr())) && origin!.count('/img/restart-') >= 100);
   await redis!.stop();
   const during = origin!.count('/img/restart-');
   await sleep(1500);
@@ -168,10 +168,10 @@ test('Redis stopped and restarted mid-run (append-only persistence): the run goe
   const code = await coordinator.exit;
   assert.equal(code, 0, coordinator.stderr());
   const summary = JSON.parse(coordinator.stdout()) as { downloaded: number; failed: number; pending: number };
-  assert.deepEqual([summary.downloaded, summary.failed, summary.pending], [300, 0, 0]);
+  assert.deepEqual([summary.downloaded, summary.failed, summary.pending], [400, 0, 0]);
   await assertFolder(out, urls);
   assert.equal(refetches(origin!, '/img/restart-'), 0, 'no image fetched twice: workers kept their shards while Redis was away');
-  assert.ok(during < 300, 'Redis went away mid-run');
+  assert.ok(during < 400, 'Redis went away mid-run');
   for (const w of workers) assert.equal(await w.exit, 0, w.stderr());
 });
 
@@ -250,8 +250,10 @@ test('--per-host and --rate hold across all workers together (a limiter shared t
   const w2 = [1, 2].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   assert.equal(await rated.exit, 0, rated.stderr());
   assert.equal(times.length, 12);
-  const gaps = times.slice(1).map((t, i) => t - times[i]!);
-  assert.ok(Math.min(...gaps) >= 200, `requests at least 250 ms apart (--rate 4) across the processes (some slack for timers), gaps: ${gaps.join(', ')}`);
+  // Granted 250 ms apart by Redis; they reach the origin with each process's scheduling delay on top, so the span is
+  // checked (each of 3 processes alone at 4/s would send the 12 in about one second).
+  const span = Math.max(...times) - Math.min(...times);
+  assert.ok(span >= 11 * 250 * 0.8, `12 requests at 4 per second across the processes take ≥ 2.2 s, took ${span} ms`);
   for (const w of w2) assert.equal(await w.exit, 0, w.stderr());
 });
 
@@ -272,4 +274,21 @@ test('the library: get({ queue }) and startWorker() in one script', { skip, time
   await assertFolder(path.join(dir, 'out'), urls);
   await assert.rejects(startWorker({ queue: 'redis://127.0.0.1:1/0' }), /Cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/0/);
   await assert.rejects(startWorker({ queue: redis!.url, concurrency: 0 }), /Expected `concurrency` to be an integer ≥ 1, got 0/);
+});
+
+test('Ctrl-C on the coordinator hands its shard back and exits 130; the same command finishes the run, nothing fetched twice but what was in flight', { skip, timeout: 180_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'sigint', 120);
+  const args = ['get', 'list.txt', '--out', 'out', '--queue', redis!.url, '--shard-size', '20', '-c', '2', '--lock-duration', LOCK, '--json'];
+  const first = imgdl(args, dir);
+  await until('some images', () => origin!.count('/img/sigint-') >= 30);
+  first.child.kill('SIGINT');
+  assert.equal(await first.exit, 130, first.stderr());
+  assert.match(first.stderr(), /Resume with: imgdl get list\.txt --out out --queue/);
+  const stopped = JSON.parse(first.stdout()) as { interrupted: boolean; pending: number };
+  assert.equal(stopped.interrupted, true);
+  const second = await runCli(args, { cwd: dir, timeoutMs: 150_000 });
+  assert.equal(second.code, 0, second.stderr);
+  await assertFolder(path.join(dir, 'out'), urls);
+  assert.ok(refetches(origin!, '/img/sigint-') <= 2, `refetched ${refetches(origin!, '/img/sigint-')}, at most the 2 in flight`);
 });
