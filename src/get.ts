@@ -13,6 +13,8 @@ import { resolveOptions, type DownloadOptions } from './options.ts';
 import type { ImageRecord } from './core/download.ts';
 import type { ReasonCode } from './errors.ts';
 import type { FailureRecord } from './storage/state.ts';
+import type { QueueProgress } from './queue/coordinator.ts';
+import type { ShardEvent } from './queue/worker.ts';
 
 export interface GetOptions extends DownloadOptions {
   /** List files (one URL a line) and/or URLs. */
@@ -54,6 +56,20 @@ export interface GetOptions extends DownloadOptions {
   saveCols?: readonly string[] | string;
   /** Write `report.html` (thumbnails, failures, throughput) in the output folder at the end. @default true */
   report?: boolean;
+  /**
+   * Spread the run over many machines: the Redis (`redis://host:6379/0`) whose BullMQ queue `imgdl worker`s take
+   * shards from. The run is cut into shards of `shardSize` URLs; this call works on shards too and returns the whole
+   * run's summary once every shard is done (see the README, "Many machines").
+   */
+  queue?: string;
+  /** With `queue`: URLs per shard job. @default 10000 */
+  shardSize?: number | string;
+  /** With `queue`: how long a worker's hold on a shard lasts without renewal, in seconds (see startWorker). @default 30 */
+  lockDuration?: number | string;
+  /** With `queue`: called every half second with the whole run's counts. */
+  onQueueProgress?: (progress: QueueProgress) => void;
+  /** With `queue`: called when this process starts, ends or hands back a shard. */
+  onShard?: (event: ShardEvent) => void;
 }
 
 function isUrlLike(value: string): boolean {
@@ -110,7 +126,7 @@ export function planGet(options: GetOptions) {
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new UsageError('Expected `onProgress` to be a function');
   httpOption(options.http);
   if (options.report !== undefined && typeof options.report !== 'boolean') throw new UsageError(`Expected \`report\` to be a boolean, got ${JSON.stringify(options.report)}`);
-  return { lists, formats, columns: table.columns, urls, items, outDir, run, stateDir, engineOptions: resolveOptions(pick(options)), report: options.report ?? true };
+  return { lists, formats, columns: table.columns, urls, items, outDir, run, stateDir, engineOptions: resolveOptions(pickDownloadOptions(options)), report: options.report ?? true };
 }
 
 /** The input table options, checked. */
@@ -152,13 +168,22 @@ function toItem(input: unknown, i: number): ItemInput {
   return item;
 }
 
-function pick(options: GetOptions): DownloadOptions {
-  const { inputs: _i, items: _it, out: _o, run: _r, storage: _s, http: _h, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op, inputFormat: _if, urlCol: _uc, captionCol: _cc, saveCols: _sc, report: _rp, ...rest } = options;
+/** The download options among get()'s (what a distributed run hands its workers). */
+export function pickDownloadOptions(options: GetOptions): DownloadOptions {
+  const {
+    inputs: _i, items: _it, out: _o, run: _r, storage: _s, http: _h, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op,
+    inputFormat: _if, urlCol: _uc, captionCol: _cc, saveCols: _sc, report: _rp,
+    queue: _q, shardSize: _ss, lockDuration: _ld, onQueueProgress: _oq, onShard: _osh, ...rest
+  } = options;
   return rest;
 }
 
 /** Downloads lists and URLs into a folder; continues the run if it was interrupted. */
 export async function get(options: GetOptions): Promise<Summary> {
+  if (typeof options === 'object' && options !== null && options.queue !== undefined) {
+    const { getQueued } = await import('./queue/coordinator.ts');
+    return getQueued(options);
+  }
   const plan = planGet(options);
   // A table without its URL column (or a named one) is refused before any work.
   for (const [i, list] of plan.lists.entries()) await checkTable(list, plan.formats[i]!, plan.columns);
@@ -187,7 +212,8 @@ export async function get(options: GetOptions): Promise<Summary> {
   return summary;
 }
 
-async function* inputs(items: ItemInput[], lists: string[], urls: string[], formats: InputFormat[], columns: TableColumns): AsyncGenerator<InputItem> {
+/** The images of a get(): items given directly, then URLs, then the lists' lines (or tables' rows), in order. */
+export async function* inputs(items: ItemInput[], lists: string[], urls: string[], formats: InputFormat[], columns: TableColumns): AsyncGenerator<InputItem> {
   yield* items;
   for (const url of urls) yield { url };
   // Each table row's key is its row number; with several tables, prefixed by the table's place among them.

@@ -5,6 +5,7 @@
  * - `fetchImages` / `streamImages` / `Downloader`: into memory, one result per URL, never throwing for one URL.
  * - `withImages`: into a temporary folder that is removed after your callback, even if it throws.
  * - `definePlugin` / `runPlugin` / `loadPlugin`: site plugins.
+ * - `get({ queue })` / `startWorker` / `listQueueRuns`: one run over many machines, through BullMQ on Redis.
  *
  * @example
  * ```ts
@@ -31,6 +32,10 @@ export {
   type DownloaderEvents,
 } from './api/memory.ts';
 export { resolveOptions, type DownloadOptions } from './options.ts';
+export { startWorker, type WorkerOptions, type QueueWorker, type ShardEvent } from './queue/worker.ts';
+export type { QueueProgress, QueueSummary } from './queue/coordinator.ts';
+export type { ShardResult } from './queue/redis.ts';
+export { listQueueRuns, type QueueRunListing, type WorkerListing } from './queue/runs.ts';
 export { DEFAULTS, type Summary, type Progress, type ItemInput, type EngineEvents, type RunHandle, type FailureEvent } from './core/types.ts';
 export type { ImageRecord } from './core/download.ts';
 export type { FailureRecord } from './storage/state.ts';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { CLI_OPTIONS, libraryOptions, parseArgsOptions, type CliOption, type Command } from '../src/cli/options.ts';
 import { envDebug, envHttp, envStorage } from '../src/cli/common.ts';
-import { GET_HELP } from '../src/cli/main.ts';
+import { GET_HELP, WORKER_HELP } from '../src/cli/main.ts';
 import { pluginHelp, RUN_HELP } from '../src/cli/plugin-commands.ts';
 import { storageDir } from '../src/core/runs.ts';
 import { get } from '../src/get.ts';
@@ -20,7 +20,7 @@ import { png } from './helpers/images.ts';
 import { runCli, tmpDir, type CliResult } from './helpers/cli.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 
-const COMMANDS: Command[] = ['get', 'run'];
+const COMMANDS: Command[] = ['get', 'run', 'worker'];
 const OPTIONS: readonly CliOption[] = CLI_OPTIONS;
 
 let origin: Origin | undefined;
@@ -63,6 +63,7 @@ test('every option of the table is in the help of each command that has it, with
   const helps: Record<Command, Array<[string, string, string?]>> = {
     get: [['imgdl get --help', GET_HELP]],
     run: [['imgdl run --help', RUN_HELP], ['imgdl run gallery --help', pluginHelp(gallery), 'gallery']],
+    worker: [['imgdl worker --help', WORKER_HELP]],
   };
   for (const option of OPTIONS) {
     for (const command of COMMANDS) {
@@ -95,8 +96,9 @@ test('the parseArgs options of each command: every flag and alias of before, and
     run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
     quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' }, 'no-report': b,
   };
-  assert.deepEqual(parseArgsOptions('get'), { ...shared, 'input-format': s, 'url-col': s, 'caption-col': s, 'save-cols': s });
+  assert.deepEqual(parseArgsOptions('get'), { ...shared, 'input-format': s, 'url-col': s, 'caption-col': s, 'save-cols': s, queue: s, 'shard-size': s, 'lock-duration': s });
   assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b, name: s, archive: s, update: b });
+  assert.deepEqual(parseArgsOptions('worker'), { queue: s, 'exit-when-idle': b, 'lock-duration': s, concurrency: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } });
 });
 
 test('the flags given become library options by name, as the strings typed; CLI-only and absent flags are left out', () => {

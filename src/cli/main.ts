@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
-import { get } from '../get.ts';
+import { get, type GetOptions } from '../get.ts';
 import { commandLine, envHttp, envProxy, envStorage, exitStatus, note, onSignals } from './common.ts';
 import { asFlags, commandHelp, libraryOptions, parseArgsOptions } from './options.ts';
 import { formatSummary, showProgress } from './progress.ts';
@@ -23,6 +23,18 @@ ${commandHelp('get')}
 Exit status: 0 all saved, 1 some failed, 2 bad usage or unreadable list, 75 stopped by a full disk
 (run again once there is room), 130 interrupted.`;
 
+export const WORKER_HELP = `Usage: imgdl worker --queue redis://HOST:PORT/DB [options]
+
+Takes shards of any run spread through that Redis (\`imgdl get LIST --queue …\`) and downloads them into each run's
+output folder (which this machine must reach at the same path). A worker that dies loses nothing: its shard goes
+to another worker once its lock lapses, and that worker skips the images already saved. Ctrl-C hands the shard in
+hand back to the queue.
+
+Options:
+${commandHelp('worker')}
+
+Exit status: 0 when it left (idle with --exit-when-idle), 2 bad usage or Redis unreachable, 130 interrupted.`;
+
 const HELP = `imgdl ${VERSION}: get images off the web in bulk, fast, safely and resumably.
 
 Usage:
@@ -30,6 +42,7 @@ Usage:
   imgdl run <plugin | file.ts> [options]    run a site plugin (built-in name, or a path to a .ts file)
   imgdl plugins                             list the built-in plugins
   imgdl new <name>                          write a new plugin (and its test) from the template
+  imgdl worker --queue redis://HOST/DB      take shards of runs spread over many machines (get --queue)
   imgdl runs [--clean NAME]                 list kept runs with their progress, or remove one
   imgdl help get                            options of a command
 
@@ -44,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdGet(rest);
       case 'runs':
         return await cmdRuns(rest);
+      case 'worker':
+        return await cmdWorker(rest);
       case 'run':
         return await cmdRun(rest);
       case 'plugins':
@@ -51,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'new':
         return await cmdNew(rest);
       case 'help': {
-        const topics: Record<string, string> = { get: GET_HELP, runs: RUNS_HELP, run: RUN_HELP, plugins: PLUGINS_HELP, new: NEW_HELP };
+        const topics: Record<string, string> = { get: GET_HELP, worker: WORKER_HELP, runs: RUNS_HELP, run: RUN_HELP, plugins: PLUGINS_HELP, new: NEW_HELP };
         console.log(topics[rest[0] ?? ''] ?? HELP);
         return 0;
       }
@@ -65,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`Unknown command ${JSON.stringify(command)}. Commands: get, run, plugins, new, runs. See \`imgdl --help\`.`);
+        throw new UsageError(`Unknown command ${JSON.stringify(command)}. Commands: get, run, plugins, new, worker, runs. See \`imgdl --help\`.`);
     }
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
@@ -102,6 +117,7 @@ async function cmdGet(args: string[]): Promise<number> {
       onStart: (engine) => {
         if (!quiet && (!json || process.stderr.isTTY)) endProgress = showProgress(engine);
       },
+      ...(flags.queue !== undefined && !quiet ? queueReporting() : {}),
     });
   } finally {
     endProgress?.();
@@ -110,4 +126,52 @@ async function cmdGet(args: string[]): Promise<number> {
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
   if (!quiet) note(formatSummary(summary));
   return exitStatus(summary, commandLine(['get', ...args]));
+}
+
+/** A distributed run's progress: one line every 5 s on stderr (the whole run's counts, not this process's). */
+function queueReporting(): Pick<GetOptions, 'onQueueProgress'> {
+  let last = 0;
+  return {
+    onQueueProgress: (p) => {
+      if (Date.now() - last < 5000) return;
+      last = Date.now();
+      note(`${p.run}: shards ${p.shardsDone}/${p.shards} done${p.shardsFailed ? `, ${p.shardsFailed} failed` : ''}; images ${p.saved} saved, ${p.failed} failed of ${p.total}; ${p.workers} workers; ${(p.elapsedMs / 1000).toFixed(0)} s`);
+    },
+  };
+}
+
+async function cmdWorker(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: parseArgsOptions('worker'), allowPositionals: true, strict: true });
+  if (values['help']) {
+    console.log(WORKER_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`imgdl worker takes no list (got ${JSON.stringify(positionals[0])}): give the list to imgdl get --queue`);
+  const flags = libraryOptions('worker', values);
+  if (flags.queue === undefined) throw new UsageError('Give the Redis to take shards from: imgdl worker --queue redis://HOST:6379/0');
+  const quiet = values['quiet'] === true;
+  const stop = new AbortController();
+  let interrupted = false;
+  const stopOnSignal = onSignals(stop, () => commandLine(['worker', ...args]));
+  stop.signal.addEventListener('abort', () => (interrupted = true), { once: true });
+  const { startWorker } = await import('../queue/worker.ts');
+  try {
+    const worker = await startWorker({
+      ...flags,
+      queue: flags.queue,
+      http: envHttp(),
+      signal: stop.signal,
+      onShard: quiet ? undefined : (e) => {
+        if (e.type === 'done') note(`${e.run} shard ${e.shard}: ${e.result.saved} saved, ${e.result.failed} failed of ${e.result.urls} (${e.summary.downloaded} now, ${e.summary.seconds.toFixed(1)} s)`);
+        else if (e.type === 'start') note(`${e.run} shard ${e.shard}: ${e.urls} URLs`);
+        else if (e.type === 'handed-back') note(`${e.run} shard ${e.shard}: handed back (${e.reason})`);
+        else note(`${e.run} shard ${e.shard}: ${e.message}`);
+      },
+    });
+    if (!quiet) note(`imgdl worker ${worker.name}: taking shards from ${flags.queue.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')}`);
+    await worker.done;
+  } finally {
+    stopOnSignal();
+  }
+  return interrupted ? 130 : 0;
 }

@@ -7,8 +7,9 @@ import type { ParseArgsConfig } from 'node:util';
 import { DEFAULTS } from '../core/types.ts';
 import type { GetOptions } from '../get.ts';
 import type { RunPluginOptions } from '../plugin/run.ts';
+import type { WorkerOptions } from '../queue/worker.ts';
 
-export type Command = 'get' | 'run';
+export type Command = 'get' | 'run' | 'worker';
 
 /** What an option's help may depend on: the command, and for `imgdl run <plugin> --help` the plugin's name. */
 export interface HelpContext {
@@ -28,7 +29,7 @@ export interface CliOption {
   /** The placeholder of its value in the help (`N`, `DIR`); string options only. */
   arg?: string;
   /** The option of get() / runPlugin() it sets; none for what only the CLI does (--json, --quiet, --help). */
-  key?: keyof GetOptions | keyof RunPluginOptions;
+  key?: keyof GetOptions | keyof RunPluginOptions | keyof WorkerOptions;
   /** A `--no-…` switch: it sets its option to false. */
   negates?: true;
   /** The commands that take it. */
@@ -55,7 +56,19 @@ export const CLI_OPTIONS = [
       command === 'get' ? 'output folder (default: named after the list, cats.txt → cats/; URLs → downloads/)'
       : `output folder (default: ${plugin !== undefined ? `${plugin}/` : 'named after the plugin, e.g. flags/'})`,
   },
-  { flag: 'concurrency', short: 'c', type: 'string', arg: 'N', key: 'concurrency', commands: ['get', 'run'], help: `downloads at once (default ${DEFAULTS.concurrency})` },
+  {
+    flag: 'queue', type: 'string', arg: 'URL', key: 'queue', commands: ['get', 'worker'],
+    help: ({ command }) =>
+      command === 'get' ? 'spread the run over every `imgdl worker` on this Redis (redis://host:6379/0); this process works on it too'
+      : 'the Redis whose queue to take shards from (redis://host:6379/0)',
+  },
+  { flag: 'shard-size', type: 'string', arg: 'N', key: 'shardSize', commands: ['get'], help: 'with --queue: URLs per shard job (default 10000)' },
+  { flag: 'exit-when-idle', type: 'boolean', key: 'exitWhenIdle', commands: ['worker'], help: 'leave once no shard of any run is waiting or active (after a 3 s grace)' },
+  {
+    flag: 'lock-duration', type: 'string', arg: 'SECONDS', key: 'lockDuration', commands: ['get', 'worker'],
+    help: "with --queue: a worker's hold on a shard lasts this long unrenewed; a dead worker's shard is retaken after 1-2 of these (default 30)",
+  },
+  { flag: 'concurrency', short: 'c', type: 'string', arg: 'N', key: 'concurrency', commands: ['get', 'run', 'worker'], help: `downloads at once (default ${DEFAULTS.concurrency})` },
   // resolveOptions makes the per-host limit at least the concurrency unless it is given.
   {
     flag: 'per-host', type: 'string', arg: 'N', key: 'perHost', commands: ['get', 'run'],
@@ -139,8 +152,8 @@ export const CLI_OPTIONS = [
   { flag: 'fresh', type: 'boolean', key: 'fresh', commands: ['get', 'run'], help: "forget this run's state and start over" },
   { flag: 'retry-failed', type: 'boolean', key: 'retryFailed', commands: ['get', 'run'], help: 'try again the images (and, for run, the pages) that failed before' },
   { flag: 'json', type: 'boolean', commands: ['get', 'run'], help: 'print one JSON summary on stdout at the end' },
-  { flag: 'quiet', short: 'q', type: 'boolean', commands: ['get', 'run'], help: 'no progress output' },
-  { flag: 'help', short: 'h', type: 'boolean', commands: ['get', 'run'], help: 'this help' },
+  { flag: 'quiet', short: 'q', type: 'boolean', commands: ['get', 'run', 'worker'], help: 'no progress output' },
+  { flag: 'help', short: 'h', type: 'boolean', commands: ['get', 'run', 'worker'], help: 'this help' },
 ] as const satisfies readonly CliOption[];
 
 type Entry = (typeof CLI_OPTIONS)[number];

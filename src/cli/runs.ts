@@ -9,9 +9,12 @@ import { commandLine, envStorage, note } from './common.ts';
 
 export const RUNS_HELP = `Usage: imgdl runs [--storage DIR] [--json]
        imgdl runs --clean NAME [--storage DIR]
+       imgdl runs --queue redis://HOST:PORT/DB [--json]
 
 Lists the runs kept in the storage folder with their progress (done / pending / failed) and the command
-that continues each; --clean NAME removes a run's state (its downloaded files stay).`;
+that continues each; --clean NAME removes a run's state (its downloaded files stay).
+With --queue: the runs spread over workers through that Redis, with their shards (done / active / waiting /
+failed), images saved and failed, and the workers alive.`;
 
 export interface RunListing {
   name: string;
@@ -62,13 +65,14 @@ export async function listRuns(storage?: string): Promise<RunListing[]> {
 export async function cmdRuns(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { storage: { type: 'string' }, clean: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { storage: { type: 'string' }, clean: { type: 'string' }, json: { type: 'boolean' }, queue: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help) {
     console.log(RUNS_HELP);
     return 0;
   }
+  if (values.queue !== undefined) return queueRuns(values.queue, values.json === true);
   if (values.clean !== undefined) {
     const name = safeRunName(values.clean);
     const runDir = path.join(runsDir(storageDir(values.storage ?? envStorage())), name);
@@ -98,5 +102,23 @@ export async function cmdRuns(args: string[]): Promise<number> {
     console.log(`  ${r.done} done, ${r.pending} pending, ${r.failed} failed of ${r.total} → ${r.outDir}`);
     if (r.resume) console.log(`  ${r.finished ? 'rerun' : 'resume'}: ${r.resume}`);
   }
+  return 0;
+}
+
+async function queueRuns(queue: string, json: boolean): Promise<number> {
+  const { listQueueRuns } = await import('../queue/runs.ts');
+  const { runs, workers } = await listQueueRuns(queue);
+  if (json) {
+    process.stdout.write(JSON.stringify({ runs, workers }) + '\n');
+    return 0;
+  }
+  if (runs.length === 0) console.log('No runs in this queue yet.');
+  for (const r of runs) {
+    console.log(`${r.run}  ${r.merged ? 'finished' : r.done + r.failed >= r.shards && r.shards > 0 ? 'shards done, not merged' : 'running'} → ${r.outDir}`);
+    console.log(`  shards: ${r.done} done, ${r.active} active, ${r.waiting} waiting, ${r.failed} failed of ${r.shards}`);
+    console.log(`  images: ${r.saved} saved, ${r.imagesFailed} failed of ${r.urls}`);
+  }
+  console.log(`Workers alive: ${workers.length}`);
+  for (const w of workers) console.log(`  ${w.name}${w.run !== undefined ? `  on ${w.run} shard ${w.shard}` : '  idle'}  (seen ${(w.seenMsAgo / 1000).toFixed(1)} s ago)`);
   return 0;
 }

@@ -60,7 +60,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     private readonly output: Dataset | undefined,
   ) {
     super();
-    this.hosts = new KeyedLimiter(spec.options.perHost, { rate: spec.options.rate, downAfterMs: spec.options.timeoutMs });
+    this.hosts = spec.hosts ?? new KeyedLimiter(spec.options.perHost, { rate: spec.options.rate, downAfterMs: spec.options.timeoutMs });
     this.http = spec.http ?? createHttpClient(runClientOptions(spec.options, spec.httpKind));
     this.metadata = new MetadataLog(path.join(spec.outDir, METADATA_FILE), store, (error, file) => this.stopIfDiskFull(error, file));
     this.crawl = new Crawl(store, spec.options.concurrency, {
@@ -77,6 +77,11 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
   }
 
   private images: ImageLane | undefined;
+
+  /** Where images are saved: the run's folder, or the one a shard of a distributed run saves into. */
+  private get filesDir(): string {
+    return this.spec.filesDir ?? this.spec.outDir;
+  }
 
   /** Opens a run (see openRun: folders checked, locks taken, state forgotten if asked) without starting it. */
   static async open(spec: RunSpec): Promise<Engine> {
@@ -121,7 +126,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       // by the crawler's slots.
       const limit = pLimit(spec.options.concurrency);
       const fetch: FetchContext = { ...this.fetchContext(), slots: (fn) => limit(fn) };
-      this.images = new ImageLane(store, fetch, { outDir: spec.outDir, tmpDir, stateDir: spec.stateDir, existing, output: this.output }, this.metadata, this.tally, (e, w) =>
+      this.images = new ImageLane(store, fetch, { outDir: this.filesDir, tmpDir, stateDir: spec.stateDir, existing, output: this.output }, this.metadata, this.tally, (e, w) =>
         this.stopIfDiskFull(e, w),
       );
       this.pages = new PageLane(store, this.crawl.queueClient, fetch, this.secrets, this.ingest, this.tally, spec.handlers ?? {}, spec, !spec.options.ignoreRobots);
@@ -165,10 +170,10 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     const unclean = this.store.getMeta(META_OPEN) === '1';
     this.store.setMeta(META_OPEN, '1');
     await this.output?.recover();
-    await this.metadata.reconcile(this.spec.outDir, unclean, this.output?.check);
+    await this.metadata.reconcile(this.filesDir, unclean, this.output?.check);
     this.output?.loadSaved();
     try {
-      return new Set((await fs.promises.readdir(this.spec.outDir)).map((n) => n.toLowerCase()));
+      return new Set((await fs.promises.readdir(this.filesDir)).map((n) => n.toLowerCase()));
     } catch {
       return new Set();
     }
@@ -225,7 +230,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       }));
       await fs.promises.rm(path.join(this.spec.outDir, TMP_DIR), { recursive: true, force: true }).catch(() => {});
       await this.http.close().catch(() => {});
-      this.hosts.close();
+      if (!this.spec.hosts) this.hosts.close();
     } catch (error) {
       failure = error;
     }

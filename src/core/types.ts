@@ -3,6 +3,7 @@
 import type { ReasonCode } from '../errors.ts';
 import type { HttpClient, HttpClientKind } from '../http/client.ts';
 import type { ProxySettings } from '../http/proxy.ts';
+import type { KeyedLimiter } from '../http/limits.ts';
 import type { DiskStop } from '../storage/disk.ts';
 import type { DownloadSettings, ImageRecord, Page } from './download.ts';
 import { OPT_OUT_DIRECTIVES } from './robots.ts';
@@ -259,7 +260,13 @@ export type LabelHandler = (request: PageRequest, ctx: PageContext) => Promise<v
 export interface RunSpec {
   /** Folder holding the run's state (storage/runs/NAME). */
   stateDir: string;
+  /** The run's folder: its metadata.jsonl, failures.jsonl, lock and temporary files (and its images unless `filesDir`). */
   outDir: string;
+  /**
+   * Where the images go when apart from `outDir` (on the same file system): a shard of a distributed run keeps its
+   * records in its own folder and saves into the run's, beside other shards' images (never over them).
+   */
+  filesDir?: string;
   options: EngineOptions;
   /** Images to add (read lazily; a big list streams in while downloads run). */
   items?: AsyncIterable<InputItem> | Iterable<InputItem>;
@@ -294,6 +301,11 @@ export interface RunSpec {
   httpKind?: HttpClientKind;
   /** Write report.html at the end (stats.json is always written). @default true */
   report?: boolean;
+  /**
+   * Per-host limits to use instead of the run's own (a distributed run's, shared with other workers through Redis);
+   * the caller closes it.
+   */
+  hosts?: KeyedLimiter;
   /** An HTTP client to use instead (tests); the run closes it at the end. */
   http?: HttpClient;
 }

@@ -1,0 +1,352 @@
+// One run over many machines: the coordinator cuts the inputs into shard jobs on the BullMQ queue, works on shards
+// like any worker, waits until every shard of its run is done (by any worker), merges the shards' records and
+// failures into the run's metadata.jsonl / failures.jsonl, and gives the whole run's summary.
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { UsageError, type ReasonCode } from '../errors.ts';
+import { FAILURES_FILE, FOLDER_LOCK, METADATA_FILE, type ItemInput, type Summary } from '../core/engine.ts';
+import { storedUrl } from '../core/urls.ts';
+import { redact } from '../http/credentials.ts';
+import type { ImageRecord } from '../core/download.ts';
+import type { FailureRecord } from '../storage/state.ts';
+import { checkWritableDir } from '../storage/disk.ts';
+import { RunLock } from '../storage/lock.ts';
+import { integer } from '../options.ts';
+import { inputs, pickDownloadOptions, planGet, type GetOptions } from '../get.ts';
+import { connect, jobId, keys, parseRedisUrl, PREFIX, QUEUE_NAME, SHARD_ATTEMPTS, SHARDS_DIR, type LiveShard, type ShardResult } from './redis.ts';
+import { lockDurationMs, startWorker, type ShardEvent, type ShardJob } from './worker.ts';
+
+export const DEFAULT_SHARD_SIZE = 10_000;
+
+/** Where a distributed run stands, as the coordinator reports it while it waits. */
+export interface QueueProgress {
+  run: string;
+  shards: number;
+  shardsDone: number;
+  shardsFailed: number;
+  /** Images saved by any worker in this run so far (done shards, and shards in hand as last reported). */
+  saved: number;
+  failed: number;
+  /** URLs in the run (each once). */
+  total: number;
+  workers: number;
+  elapsedMs: number;
+}
+
+/** The whole run's summary, plus its shards. */
+export interface QueueSummary extends Summary {
+  shards: { total: number; done: number; failed: number };
+}
+
+/** Shard jobs added per addBulk call. */
+const ADD_BATCH = 50;
+const POLL_MS = 500;
+
+/**
+ * `get({ queue })`: the run is cut into shard jobs of `shardSize` URLs (inline in the job), added with ids made of
+ * the run's name and the shard's number (so adding them again adds nothing), worked on by every `imgdl worker` on
+ * the queue and by this process, and merged at the end. Runs the same command again: continues (or, once done,
+ * reports everything as skipped).
+ */
+export async function getQueued(options: GetOptions): Promise<QueueSummary> {
+  const plan = planGet(options);
+  const url = parseRedisUrl(options.queue);
+  const shardSize = options.shardSize === undefined ? DEFAULT_SHARD_SIZE : integer('shardSize', options.shardSize, 1);
+  const lockMs = lockDurationMs(options.lockDuration);
+  if (options.fresh) throw new UsageError('`fresh` is not available with `queue` yet: give another --run name to start over');
+  if (options.retryFailed) throw new UsageError('`retryFailed` is not available with `queue` yet');
+  const concurrency = options.concurrency === undefined ? undefined : integer('concurrency', options.concurrency, 1);
+  // Checked before any work: Redis reachable, the output folder writable and not being written by another run.
+  const redis = await connect(url, 'imgdl-coordinator');
+  const started = Date.now();
+  let lock: RunLock | undefined;
+  let queue: Queue<ShardJob> | undefined;
+  let queueConnection: Redis | undefined;
+  try {
+    checkWritableDir(plan.outDir, 'the output folder');
+    lock = await RunLock.takeFile(path.join(plan.outDir, FOLDER_LOCK), {
+      run: plan.run,
+      busy: (holder) => `The folder ${plan.outDir} is being written by another imgdl run (process ${holder.pid}${holder.run ? `, run ${holder.run}` : ''}); wait for it to end, or give another --out.`,
+    });
+    const run = plan.run;
+    const meta = await redis.hgetall(keys.run(run));
+    if (meta['outDir'] !== undefined && meta['outDir'] !== plan.outDir) {
+      throw new UsageError(`The run ${run} in this Redis writes into ${meta['outDir']}, not ${plan.outDir}; give another --run name`);
+    }
+    if (meta['merged'] === '1') return finishedSummary(run, plan.outDir, meta, started);
+    const { Queue: BullQueue } = await import('bullmq');
+    queueConnection = redis.duplicate();
+    queueConnection.on('error', () => {});
+    queue = new BullQueue<ShardJob>(QUEUE_NAME, { connection: queueConnection, prefix: PREFIX });
+    if (meta['enqueued'] !== '1') await enqueue(redis, queue, run, plan, options, shardSize);
+    const shards = Number(await redis.hget(keys.run(run), 'shards'));
+    const doneBefore = new Set(await redis.hkeys(keys.done(run)));
+
+    // This process works on shards too, like any worker, until its run is done.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const worker = await startWorker({
+      queue: url.href, lockDuration: lockMs / 1000, signal: stop.signal, http: options.http, onShard: options.onShard,
+      ...(concurrency === undefined ? {} : { concurrency }),
+    });
+    let finished = false;
+    try {
+      for (;;) {
+        const progress = await runProgress(redis, run, started);
+        options.onQueueProgress?.(progress);
+        if (progress.shardsDone + progress.shardsFailed >= shards) {
+          finished = true;
+          break;
+        }
+        if (options.signal?.aborted) break;
+        await sleep(POLL_MS);
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      await worker.close();
+    }
+    if (!finished) return await interruptedSummary(redis, run, plan.outDir, started);
+    return await merge(redis, run, plan.outDir, doneBefore, started);
+  } finally {
+    await queue?.close().catch(() => {});
+    queueConnection?.disconnect();
+    lock?.release();
+    redis.disconnect();
+  }
+}
+
+/** Reads the inputs once, each URL once, and adds one job per shard not yet done; then marks the run enqueued. */
+async function enqueue(redis: Redis, queue: Queue<ShardJob>, run: string, plan: ReturnType<typeof planGet>, options: GetOptions, shardSize: number): Promise<void> {
+  await redis
+    .multi()
+    .hset(keys.run(run), { outDir: plan.outDir, options: JSON.stringify(pickDownloadOptions(options)), shardSize: String(shardSize), createdAt: String(Date.now()) })
+    .zadd(keys.runs, Date.now(), run)
+    .exec();
+  // Images an earlier run saved into this folder (its metadata.jsonl) are skipped, as a local run skips them.
+  const earlier = await recordedUrls(path.join(plan.outDir, METADATA_FILE));
+  const done = new Set(await redis.hkeys(keys.done(run)));
+  const seen = new Set<string>();
+  let skipped = 0;
+  let total = 0;
+  let shard = 0;
+  let items: ShardJob['items'] = [];
+  let batch: Array<{ name: string; data: ShardJob; opts: { jobId: string; attempts: number; backoff: { type: 'exponential'; delay: number }; removeOnComplete: true; removeOnFail: false } }> = [];
+  const flushBatch = async () => {
+    if (batch.length > 0) await queue.addBulk(batch);
+    batch = [];
+  };
+  const cut = async () => {
+    if (items.length === 0) return;
+    if (!done.has(String(shard))) {
+      batch.push({
+        name: 'shard',
+        data: { run, shard, items },
+        opts: { jobId: jobId(run, shard), attempts: SHARD_ATTEMPTS, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: true, removeOnFail: false },
+      });
+      if (batch.length >= ADD_BATCH) await flushBatch();
+    }
+    shard++;
+    items = [];
+  };
+  for await (const item of inputs(plan.items, plan.lists, plan.urls, plan.formats, plan.columns)) {
+    const key = storedUrl(item.url) ?? redact(item.url);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (earlier.has(key)) {
+      skipped++;
+      continue;
+    }
+    total++;
+    const plain = item.name === undefined && item.metadata === undefined && item.headers === undefined && item.key === undefined && item.caption === undefined && item.bad === undefined;
+    items.push(plain ? item.url : (item satisfies ItemInput));
+    if (items.length >= shardSize) await cut();
+  }
+  await cut();
+  await flushBatch();
+  await redis.hset(keys.run(run), { shards: String(shard), urls: String(total), skipped: String(skipped), enqueued: '1' });
+}
+
+async function recordedUrls(file: string): Promise<Set<string>> {
+  const urls = new Set<string>();
+  for await (const record of jsonLines<{ url?: unknown }>(file)) if (typeof record.url === 'string') urls.add(record.url);
+  return urls;
+}
+
+/** The lines of a JSONL file, parsed (a torn or bad line skipped); none when the file is missing. */
+async function* jsonLines<T>(file: string): AsyncGenerator<T> {
+  let input: fs.ReadStream;
+  try {
+    input = fs.createReadStream(file, { encoding: 'utf8' });
+    await new Promise<void>((resolve, reject) => input.once('open', () => resolve()).once('error', reject));
+  } catch {
+    return;
+  }
+  for await (const line of readline.createInterface({ input, crlfDelay: Infinity })) {
+    if (!line.trim()) continue;
+    try {
+      yield JSON.parse(line) as T;
+    } catch {
+      // A torn last line (a crash mid-append): that image's shard settled it in its own state.
+    }
+  }
+}
+
+/** Counts of a run: shards done and failed, images saved and failed (done shards, plus the live reports of the
+ * shards being worked on), workers alive. */
+export async function runProgress(redis: Redis, run: string, started: number): Promise<QueueProgress> {
+  const [meta, done, failed, live, workers] = await Promise.all([
+    redis.hgetall(keys.run(run)),
+    redis.hvals(keys.done(run)),
+    redis.hlen(keys.failed(run)),
+    redis.hgetall(keys.live(run)),
+    redis.zcount(keys.workers, Date.now() - 15_000, '+inf'),
+  ]);
+  let saved = 0;
+  let failedImages = 0;
+  for (const r of done.map((v) => JSON.parse(v) as ShardResult)) {
+    saved += r.saved;
+    failedImages += r.failed;
+  }
+  for (const l of Object.values(live).map((v) => JSON.parse(v) as LiveShard)) {
+    saved += l.saved;
+    failedImages += l.failed;
+  }
+  return {
+    run,
+    shards: Number(meta['shards'] ?? 0),
+    shardsDone: done.length,
+    shardsFailed: failed,
+    saved,
+    failed: failedImages,
+    total: Number(meta['urls'] ?? 0),
+    workers,
+    elapsedMs: Date.now() - started,
+  };
+}
+
+/**
+ * Every shard is done: their records and failures become the run's metadata.jsonl (the earlier records of the
+ * folder kept, one record per URL) and failures.jsonl, each written whole and renamed into place; the shards'
+ * folders go once merged (unless a shard failed for good: then they stay for the next attempt).
+ */
+async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<string>, started: number): Promise<QueueSummary> {
+  const meta = await redis.hgetall(keys.run(run));
+  const shards = Number(meta['shards'] ?? 0);
+  const failedShards = await redis.hgetall(keys.failed(run));
+  const shardsDir = path.join(outDir, SHARDS_DIR);
+  const records = new Map<string, ImageRecord>();
+  const fromEarlierInvocation = new Set<string>();
+  const failures = new Map<string, FailureRecord>();
+  for (let shard = 0; shard < shards; shard++) {
+    const dir = path.join(shardsDir, String(shard));
+    for await (const r of jsonLines<ImageRecord>(path.join(dir, METADATA_FILE))) {
+      records.set(r.url, r);
+      if (doneBefore.has(String(shard))) fromEarlierInvocation.add(r.url);
+    }
+    for await (const f of jsonLines<FailureRecord>(path.join(dir, FAILURES_FILE))) failures.set(f.url, f);
+  }
+  for (const url of records.keys()) failures.delete(url);
+  const metadataFile = path.join(outDir, METADATA_FILE);
+  const failuresFile = path.join(outDir, FAILURES_FILE);
+  const merged = `${metadataFile}.merging`;
+  const out = fs.createWriteStream(merged);
+  const write = (line: string) => (out.write(line) ? Promise.resolve() : new Promise<void>((resolve) => out.once('drain', () => resolve())));
+  // The folder's records from earlier runs first (those the run did not save again), then the run's.
+  for await (const r of jsonLines<ImageRecord>(metadataFile)) if (!records.has(r.url)) await write(JSON.stringify(r) + '\n');
+  let downloaded = 0;
+  let bytes = 0;
+  for (const r of records.values()) {
+    await write(JSON.stringify(r) + '\n');
+    if (!fromEarlierInvocation.has(r.url)) {
+      downloaded++;
+      bytes += r.bytes;
+    }
+  }
+  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  fs.renameSync(merged, metadataFile);
+  const failuresByCode: Partial<Record<ReasonCode, number>> = {};
+  fs.writeFileSync(`${failuresFile}.merging`, [...failures.values()].map((f) => JSON.stringify(f) + '\n').join(''));
+  fs.renameSync(`${failuresFile}.merging`, failuresFile);
+  for (const f of failures.values()) failuresByCode[f.code] = (failuresByCode[f.code] ?? 0) + 1;
+  const total = Number(meta['urls'] ?? 0);
+  const failedCount = failures.size;
+  const pending = Math.max(0, total - records.size - failedCount);
+  const seconds = (Date.now() - started) / 1000;
+  const skipped = Number(meta['skipped'] ?? 0) + fromEarlierInvocation.size;
+  const shardCount = { total: shards, done: shards - Object.keys(failedShards).length, failed: Object.keys(failedShards).length };
+  if (shardCount.failed === 0) {
+    await fs.promises.rm(shardsDir, { recursive: true, force: true });
+    await redis
+      .multi()
+      .hset(keys.run(run), { merged: '1', saved: String(records.size), failed: String(failedCount), failuresByCode: JSON.stringify(failuresByCode), bytes: String(bytes) })
+      .del(keys.live(run))
+      .exec();
+  }
+  return {
+    run,
+    downloaded,
+    skipped,
+    failed: failedCount,
+    pending,
+    bytes,
+    seconds: Math.round(seconds * 1000) / 1000,
+    imagesPerSecond: seconds > 0 ? Math.round((downloaded / seconds) * 10) / 10 : 0,
+    interrupted: false,
+    outDir,
+    metadataFile,
+    failuresFile,
+    failuresByCode,
+    shards: shardCount,
+  };
+}
+
+/** The same command after the run was merged: nothing to do, everything it saved is `skipped`. */
+function finishedSummary(run: string, outDir: string, meta: Record<string, string>, started: number): QueueSummary {
+  const shards = Number(meta['shards'] ?? 0);
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    run,
+    downloaded: 0,
+    skipped: Number(meta['saved'] ?? 0) + Number(meta['skipped'] ?? 0),
+    failed: Number(meta['failed'] ?? 0),
+    pending: 0,
+    bytes: 0,
+    seconds: Math.round(seconds * 1000) / 1000,
+    imagesPerSecond: 0,
+    interrupted: false,
+    outDir,
+    metadataFile: path.join(outDir, METADATA_FILE),
+    failuresFile: path.join(outDir, FAILURES_FILE),
+    failuresByCode: JSON.parse(meta['failuresByCode'] ?? '{}') as Partial<Record<ReasonCode, number>>,
+    shards: { total: shards, done: shards, failed: 0 },
+  };
+}
+
+/** Stopped before the run was done: the counts so far (the workers go on; the same command picks the run up). */
+async function interruptedSummary(redis: Redis, run: string, outDir: string, started: number): Promise<QueueSummary> {
+  const p = await runProgress(redis, run, started);
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    run,
+    downloaded: p.saved,
+    skipped: 0,
+    failed: p.failed,
+    pending: Math.max(0, p.total - p.saved - p.failed),
+    bytes: 0,
+    seconds: Math.round(seconds * 1000) / 1000,
+    imagesPerSecond: seconds > 0 ? Math.round((p.saved / seconds) * 10) / 10 : 0,
+    interrupted: true,
+    outDir,
+    metadataFile: path.join(outDir, METADATA_FILE),
+    failuresFile: path.join(outDir, FAILURES_FILE),
+    failuresByCode: {},
+    shards: { total: p.shards, done: p.shardsDone, failed: p.shardsFailed },
+  };
+}
+
+export type { ShardEvent };

@@ -1,0 +1,275 @@
+// A worker of distributed runs: takes shard jobs of any run from the BullMQ queue and downloads each with the local
+// engine, as a small run of its own in the run's output folder (<out>/.imgdl-shards/<n>/: its state, records,
+// failures, lock and temporary files), saving the images into <out> itself beside every other shard's.
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { UsageError } from '../errors.ts';
+import { Engine, type EngineOptions, type ItemInput, type Summary } from '../core/engine.ts';
+import type { HttpClientKind } from '../http/client.ts';
+import { integer, resolveOptions, type DownloadOptions } from '../options.ts';
+import {
+  connect, DEFAULT_LOCK_MS, HEARTBEAT_MS, keys, MAX_STALLS, parseRedisUrl, PREFIX, QUEUE_NAME, redisOptions, SHARD_ATTEMPTS, SHARDS_DIR,
+  workerName, WORKER_TTL_MS, type LiveShard, type ShardResult,
+} from './redis.ts';
+import { RedisHostLimiter } from './limiter.ts';
+
+/** What a shard job carries: its run, its number, and its URLs inline (a string, or an item with name/metadata). */
+export interface ShardJob {
+  run: string;
+  shard: number;
+  items: Array<string | ItemInput>;
+}
+
+export interface WorkerOptions {
+  /** The Redis holding the queue: `redis://host:6379/0`. */
+  queue: string;
+  /** Downloads in flight at once in this worker. @default 64 */
+  concurrency?: number | string;
+  /** Leave once no shard of any run is waiting, delayed or active, after `idleGraceMs`. @default false */
+  exitWhenIdle?: boolean;
+  /** How long the hold on a shard lasts without renewal, in seconds (BullMQ lockDuration; also the stalled check's
+   * interval): a dead worker's shard is taken again after one to two of these. @default 30 */
+  lockDuration?: number | string;
+  /** With `exitWhenIdle`: how long the queue must stay idle, in milliseconds. @default 3000 */
+  idleGraceMs?: number;
+  /** Stops the worker: the shard in hand is left as it is (what is saved stays saved) and goes back to the queue. */
+  signal?: AbortSignal;
+  /** The HTTP client kind (see get()). */
+  http?: HttpClientKind;
+  /** Called when a shard starts, ends, or is handed back. */
+  onShard?: (event: ShardEvent) => void;
+}
+
+export type ShardEvent =
+  | { type: 'start'; run: string; shard: number; urls: number }
+  | { type: 'done'; run: string; shard: number; result: ShardResult; summary: Summary }
+  | { type: 'handed-back'; run: string; shard: number; reason: string }
+  | { type: 'error'; run: string; shard: number; message: string };
+
+/** A running worker. */
+export interface QueueWorker {
+  /** `host:pid` (with a number when one process runs several). */
+  readonly name: string;
+  /** Resolves when the worker has stopped (closed, its signal aborted, or idle with `exitWhenIdle`). */
+  readonly done: Promise<void>;
+  /** Stops taking shards; the shard in hand is handed back to the queue, then the worker closes. */
+  close(): Promise<void>;
+}
+
+let workers = 0;
+
+/**
+ * Starts a worker on the queue at `options.queue`: it takes shards of any run there (one at a time), downloads each
+ * with the engine (validation, safe names, records, retries, per-host limits shared with every other worker through
+ * Redis) into the run's output folder, and records the shard's result for the run. A shard whose worker dies is
+ * taken again by another once its lock lapses; that worker skips what is already saved. Throws a UsageError when
+ * Redis cannot be reached.
+ *
+ * @example
+ * ```ts
+ * import { startWorker } from 'imgdl';
+ * const worker = await startWorker({ queue: 'redis://10.0.0.5:6379/0', concurrency: 32 });
+ * process.on('SIGTERM', () => void worker.close());
+ * await worker.done;
+ * ```
+ */
+export async function startWorker(options: WorkerOptions): Promise<QueueWorker> {
+  if (typeof options !== 'object' || options === null) throw new UsageError('Expected options to be an object');
+  const url = parseRedisUrl(options.queue);
+  const concurrency = options.concurrency === undefined ? undefined : integer('concurrency', options.concurrency, 1);
+  const lockMs = lockDurationMs(options.lockDuration);
+  const redis = await connect(url, 'imgdl-worker');
+  const { Worker: BullWorker, DelayedError } = await import('bullmq');
+  const { Redis } = await import('ioredis');
+  const n = ++workers;
+  const name = workerName(os.hostname(), process.pid) + (n > 1 ? `/${n}` : '');
+  const stopping = new AbortController();
+  let current: { job: Job<ShardJob>; abort: AbortController } | undefined;
+  const limiters = new Map<string, RedisHostLimiter>();
+
+  const processor = async (job: Job<ShardJob>, token?: string): Promise<ShardResult> => {
+    const { run, shard } = job.data;
+    const handBack = async (reason: string): Promise<never> => {
+      options.onShard?.({ type: 'handed-back', run, shard, reason });
+      await job.moveToDelayed(Date.now(), token);
+      throw new DelayedError();
+    };
+    if (stopping.signal.aborted) return handBack('the worker is stopping');
+    const meta = await redis.hgetall(keys.run(run));
+    if (!meta['outDir']) throw new Error(`The run ${run} is not known in this Redis (its shard ${shard} is an orphan)`);
+    const abort = new AbortController();
+    current = { job, abort };
+    try {
+      const raw = JSON.parse(meta['options'] ?? '{}') as DownloadOptions;
+      const engineOptions = resolveOptions(concurrency === undefined ? raw : { ...raw, concurrency, ...(raw.perHost === undefined ? { perHost: concurrency } : {}) });
+      // Without --per-host or --rate the run has no host limit to share: each worker keeps its own (as a local run).
+      const limiter = raw.perHost !== undefined || raw.rate !== undefined ? limiterFor(run, engineOptions, raw.perHost !== undefined) : undefined;
+      options.onShard?.({ type: 'start', run, shard, urls: job.data.items.length });
+      const engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs);
+      const report = () => {
+        const p = engine.progress();
+        const live: LiveShard = { saved: p.downloaded + p.skipped, failed: p.failed, by: name, at: Date.now() };
+        redis.hset(keys.live(run), String(shard), JSON.stringify(live)).catch(() => {});
+      };
+      const timer = setInterval(report, 2000);
+      let summary: Summary;
+      try {
+        summary = await engine.run();
+      } finally {
+        clearInterval(timer);
+      }
+      if (stopping.signal.aborted || summary.interrupted) return await handBack('the worker is stopping');
+      if (summary.stopped) throw new Error(`Shard ${shard} of run ${run} stopped: ${summary.stopped.message}`);
+      if (summary.pending > 0) throw new Error(`Shard ${shard} of run ${run} left ${summary.pending} images pending`);
+      const result: ShardResult = { saved: summary.downloaded + summary.skipped, failed: summary.failed, urls: job.data.items.length, by: name, at: Date.now() };
+      // Idempotent: a shard run twice (BullMQ delivers at least once) records the same counts, read from its state.
+      await redis.multi().hset(keys.done(run), String(shard), JSON.stringify(result)).hdel(keys.live(run), String(shard)).exec();
+      options.onShard?.({ type: 'done', run, shard, result, summary });
+      return result;
+    } finally {
+      current = undefined;
+    }
+  };
+
+  const limiterFor = (run: string, o: EngineOptions, perHostGiven: boolean): RedisHostLimiter => {
+    let limiter = limiters.get(run);
+    if (!limiter) {
+      limiter = new RedisHostLimiter(redis, run, {
+        local: o.perHost,
+        shared: perHostGiven ? o.perHost : Infinity,
+        rate: o.rate,
+        holder: name,
+        // A slot outlives any one attempt (which --timeout ends), so only a dead worker's slots ever lapse.
+        leaseMs: o.timeoutMs + 5000,
+      });
+      limiters.set(run, limiter);
+    }
+    return limiter;
+  };
+
+  const connection = new Redis({ ...redisOptions(url), connectionName: 'imgdl-worker' });
+  connection.on('error', () => {});
+  const worker: Worker<ShardJob, ShardResult> = new BullWorker<ShardJob, ShardResult>(QUEUE_NAME, processor, {
+    connection,
+    prefix: PREFIX,
+    concurrency: 1,
+    lockDuration: lockMs,
+    stalledInterval: lockMs,
+    maxStalledCount: MAX_STALLS,
+    // How long a blocking wait for a shard lasts: also how long close() may wait for it.
+    drainDelay: 1,
+    // Without Redis a worker keeps its shard: its lock renewals fail, and the shard may go to another worker, which
+    // then waits for this one's local hold (same host) or shares the idempotent result.
+    autorun: false,
+  });
+  worker.on('error', () => {});
+  worker.on('failed', (job, error) => {
+    if (!job) return;
+    const { run, shard } = job.data;
+    options.onShard?.({ type: 'error', run, shard, message: error.message });
+    if (job.attemptsMade >= (job.opts.attempts ?? 1)) redis.hset(keys.failed(run), String(shard), error.message.split('\n')[0]!).catch(() => {});
+  });
+
+  const heartbeat = async () => {
+    const info = JSON.stringify({ name, host: os.hostname(), pid: process.pid, run: current?.job.data.run, shard: current?.job.data.shard, at: Date.now() });
+    await redis.multi().zadd(keys.workers, Date.now(), name).set(keys.worker(name), info, 'PX', WORKER_TTL_MS).exec();
+  };
+  await heartbeat();
+  const beating = setInterval(() => void heartbeat().catch(() => {}), HEARTBEAT_MS);
+
+  let idleTimer: NodeJS.Timeout | undefined;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      stopping.abort();
+      clearInterval(beating);
+      clearInterval(idleTimer);
+      current?.abort.abort('stopping');
+      await worker.close();
+      for (const limiter of limiters.values()) await limiter.shutdown();
+      await redis.multi().zrem(keys.workers, name).del(keys.worker(name)).exec().catch(() => {});
+      redis.disconnect();
+      connection.disconnect();
+    })());
+  options.signal?.addEventListener('abort', () => void close(), { once: true });
+
+  if (options.exitWhenIdle) {
+    const grace = options.idleGraceMs ?? 3000;
+    let idleSince: number | undefined;
+    idleTimer = setInterval(() => {
+      void (async () => {
+        if (current) return (idleSince = undefined);
+        const counts = await queueCounts(redis);
+        if (counts > 0) return (idleSince = undefined);
+        idleSince ??= Date.now();
+        if (Date.now() - idleSince >= grace) void close();
+      })().catch(() => (idleSince = undefined));
+    }, 500);
+  }
+
+  const running = worker.run().catch(() => {});
+  const done = (async () => {
+    await running;
+    await close();
+  })();
+  return { name, done, close };
+}
+
+/** Shards waiting, delayed (to be retried), prioritized or active, over every run in the queue. */
+export async function queueCounts(redis: Redis): Promise<number> {
+  const base = `${PREFIX}:${QUEUE_NAME}`;
+  const [wait, paused, delayed, prioritized, active] = (await redis
+    .multi()
+    .llen(`${base}:wait`)
+    .llen(`${base}:paused`)
+    .zcard(`${base}:delayed`)
+    .zcard(`${base}:prioritized`)
+    .llen(`${base}:active`)
+    .exec())!.map(([, n]) => Number(n));
+  return wait! + paused! + delayed! + prioritized! + active!;
+}
+
+export function lockDurationMs(value: unknown): number {
+  if (value === undefined) return DEFAULT_LOCK_MS;
+  const n = typeof value === 'string' && /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 1) throw new UsageError(`Expected \`lockDuration\` to be a number of seconds ≥ 1, got ${JSON.stringify(value)}`);
+  return Math.round(n * 1000);
+}
+
+/**
+ * Opens a shard's local run. The shard's own lock keeps two processes of one machine off the same shard: a process
+ * that still holds it (a worker that lost Redis, whose shard was handed to another) is waited for, since its images
+ * are this shard's and will be skipped once it lets go.
+ */
+async function openShard(
+  outDir: string, run: string, shard: number, items: ShardJob['items'], options: ReturnType<typeof resolveOptions>,
+  signal: AbortSignal, httpKind: HttpClientKind | undefined, hosts: RedisHostLimiter | undefined, lockMs: number,
+): Promise<Engine> {
+  const shardDir = path.join(outDir, SHARDS_DIR, String(shard));
+  for (;;) {
+    try {
+      return await Engine.open({
+        stateDir: path.join(shardDir, 'state'),
+        outDir: shardDir,
+        filesDir: outDir,
+        name: `${run}#${shard}`,
+        options,
+        items: items.map((i) => (typeof i === 'string' ? { url: i } : i)),
+        // The shard's URLs never change: once read into its state, a retaken shard does not read them again.
+        ingestKey: 'shard',
+        signal,
+        httpKind,
+        ...(hosts ? { hosts } : {}),
+      });
+    } catch (error) {
+      if (!(error instanceof UsageError) || !/in use by process|being written by another/.test(error.message) || signal.aborted) throw error;
+      await sleep(Math.min(1000, lockMs / 4), undefined, { signal }).catch(() => {});
+      if (signal.aborted) throw error;
+    }
+  }
+}
+
+export { SHARD_ATTEMPTS };

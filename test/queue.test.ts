@@ -1,0 +1,295 @@
+// One run over many processes through BullMQ on a real redis-server (Debian's package), started by this file on a
+// free 127.0.0.1 port: a coordinator (`imgdl get --queue`) and `imgdl worker`s against a local origin, with a
+// worker killed mid-shard, a worker started late, and Redis stopped and restarted mid-run. Checked by the files:
+// the exact file set, one record per URL, sha256 and size per record, no duplicate, and refetches counted at the
+// origin. Without redis-server the tests say so and skip, except under CI (CI=true), where they fail.
+// Run: node --import tsx --test test/queue.test.ts
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BIN, runCli, tmpDir } from './helpers/cli.ts';
+import { assertFolder } from './helpers/invariants.ts';
+import { png } from './helpers/images.ts';
+import { startOrigin, type Origin } from './helpers/origin.ts';
+import { freePort, redisMissing, startRedis, type RedisServer } from './helpers/redis.ts';
+
+const missing = redisMissing();
+const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
+if (missing && !CI) console.warn(`\n*** test/queue.test.ts: SKIPPED: ${missing}. These tests need a real redis-server. ***\n`);
+const skip = missing && !CI ? missing : false;
+
+let redis: RedisServer | undefined;
+let origin: Origin | undefined;
+before(async () => {
+  if (missing && CI) throw new Error(`CI must install redis-server for test/queue.test.ts: ${missing}`);
+  if (skip) return;
+  redis = await startRedis();
+  origin = await startOrigin({ latencyMs: 40 });
+});
+after(async () => {
+  await redis?.stop();
+  await origin?.close();
+});
+
+/** A child imgdl process, bounded in time, whose output is kept and which can be killed. */
+interface Proc {
+  child: ChildProcess;
+  /** When its stderr first matched each pattern asked for with `at`. */
+  at: (pattern: RegExp) => number | undefined;
+  stderr: () => string;
+  stdout: () => string;
+  exit: Promise<number | null>;
+}
+
+function imgdl(args: string[], cwd: string, timeoutMs = 180_000): Proc {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env['IMGDL_STORAGE'];
+  delete env['CRAWLEE_STORAGE_DIR'];
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const seen: Array<[number, string]> = [];
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+    seen.push([Date.now(), err]);
+  });
+  const at = (pattern: RegExp) => seen.find(([, text]) => pattern.test(text))?.[0];
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => {
+    clearTimeout(timer);
+    resolve(code);
+  }));
+  return { child, at, stderr: () => err, stdout: () => out, exit };
+}
+
+/** Requests of each image path at the origin beyond the first: the images fetched again. */
+function refetches(o: Origin, prefix: string): number {
+  const counts = new Map<string, number>();
+  for (const e of o.log) if (e.path.startsWith(prefix)) counts.set(e.path, (counts.get(e.path) ?? 0) + 1);
+  return [...counts.values()].reduce((sum, n) => sum + n - 1, 0);
+}
+
+async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function list(dir: string, prefix: string, n: number): string[] {
+  const urls = Array.from({ length: n }, (_, i) => origin!.url(`/img/${prefix}-${i}.png`));
+  fs.writeFileSync(path.join(dir, 'list.txt'), urls.join('\n') + '\n');
+  return urls;
+}
+
+const LOCK = '2';
+
+/** Waits until a run's shards are all in the queue (workers with --exit-when-idle started before would leave). */
+async function enqueued(coordinator: Proc): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redis!.url, { lazyConnect: true });
+  await client.connect();
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const runs = await client.zrange('imgdl:runs', '0', '-1');
+      const flags = await Promise.all(runs.map((r) => client.hget(`imgdl:run:${r}`, 'enqueued')));
+      const merged = await Promise.all(runs.map((r) => client.hget(`imgdl:run:${r}`, 'merged')));
+      if (flags.some((f, i) => f === '1' && merged[i] !== '1')) return;
+      if (Date.now() > deadline || coordinator.child.exitCode !== null) throw new Error(`the run was not enqueued: ${coordinator.stderr()}`);
+      await sleep(50);
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
+test('a coordinator and 3 workers; one worker killed with SIGKILL mid-shard, a fourth started late: every image once, refetches ≤ the killed worker\'s concurrency', { skip, timeout: 240_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'kill', 600);
+  const out = path.join(dir, 'out');
+  const q = redis!.url;
+  const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(coordinator);
+  const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  const victim = workers[0]!;
+  await until('the first worker to be mid-shard', () => /shard \d+: 25 URLs/.test(victim.stderr()) && origin!.count('/img/kill-') >= 40);
+  victim.child.kill('SIGKILL');
+  assert.equal(await victim.exit, null, 'killed');
+  const late = imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir);
+  // imgdl runs --queue, mid-run: the run's shards add up, and the workers alive are listed.
+  const listing = await runCli(['runs', '--queue', q, '--json'], { cwd: dir });
+  assert.equal(listing.code, 0, listing.stderr);
+  const { runs, workers: alive } = JSON.parse(listing.stdout) as { runs: Array<{ outDir: string; shards: number; done: number; active: number; waiting: number; failed: number; saved: number; urls: number }>; workers: Array<{ name: string }> };
+  const mine = runs.find((r) => r.outDir === out)!;
+  assert.equal(mine.shards, 24);
+  assert.equal(mine.done + mine.active + mine.waiting + mine.failed, 24);
+  assert.equal(mine.urls, 600);
+  assert.ok(mine.saved >= 40 && mine.saved <= 600, `images saved so far: ${mine.saved}`);
+  assert.ok(alive.length >= 3, `the coordinator and the two live workers at least (${alive.map((w) => w.name).join(', ')})`);
+  const text = await runCli(['runs', '--queue', q], { cwd: dir });
+  assert.match(text.stdout, /shards: \d+ done, \d+ active, \d+ waiting, \d+ failed of 24/);
+  const code = await coordinator.exit;
+  const ended = Date.now();
+  assert.equal(code, 0, coordinator.stderr());
+  const summary = JSON.parse(coordinator.stdout()) as { downloaded: number; skipped: number; failed: number; pending: number; shards: { total: number; done: number } };
+  assert.deepEqual([summary.downloaded, summary.skipped, summary.failed, summary.pending], [600, 0, 0, 0], 'every image saved by any worker counts as downloaded');
+  assert.deepEqual(summary.shards, { total: 24, done: 24, failed: 0 });
+  await assertFolder(out, urls);
+  assert.ok(refetches(origin!, '/img/kill-') <= 4, `refetched ${refetches(origin!, '/img/kill-')} images; the killed worker had 4 in flight at most`);
+  for (const w of [...workers.slice(1), late]) assert.equal(await w.exit, 0, w.stderr());
+  const shardsBy = [...workers.slice(1), late].map((w) => (w.stderr().match(/ saved, /g) ?? []).length);
+  // The late worker joined and left cleanly; whether it got a shard depends on timing. Twice under the full suite's
+  // load it was ready well before the end and took none (the others, already running, took every shard as they
+  // freed up): reported, not asserted (see the branch's report).
+  const ready = late.at(/taking shards/);
+  if (!/shard \d+: 25 URLs/.test(late.stderr())) {
+    console.warn(`the late worker took no shard; ready ${ready === undefined ? 'never' : `${ended - ready} ms`} before the end; shards by the live workers: ${shardsBy.join(', ')}`);
+  }
+});
+
+test('Redis stopped and restarted mid-run (append-only persistence): the run goes on, nothing is lost, nothing fetched twice', { skip, timeout: 240_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'restart', 400);
+  const out = path.join(dir, 'out');
+  const q = redis!.url;
+  const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(coordinator);
+  const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  await until('the workers to be up, and a quarter of the images', () => workers.every((w) => /taking shards/.test(w.stderr())) && origin!.count('/img/restart-') >= 100);
+  await redis!.stop();
+  const during = origin!.count('/img/restart-');
+  await sleep(1500);
+  await redis!.start();
+  const code = await coordinator.exit;
+  assert.equal(code, 0, coordinator.stderr());
+  const summary = JSON.parse(coordinator.stdout()) as { downloaded: number; failed: number; pending: number };
+  assert.deepEqual([summary.downloaded, summary.failed, summary.pending], [400, 0, 0]);
+  await assertFolder(out, urls);
+  assert.equal(refetches(origin!, '/img/restart-'), 0, 'no image fetched twice: workers kept their shards while Redis was away');
+  assert.ok(during < 400, 'Redis went away mid-run');
+  for (const w of workers) assert.equal(await w.exit, 0, w.stderr());
+});
+
+test('the same command again once the run is done fetches nothing: every image is skipped', { skip, timeout: 120_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'again', 40);
+  const out = path.join(dir, 'out');
+  const args = ['get', 'list.txt', '--out', out, '--queue', redis!.url, '--shard-size', '10', '-c', '4', '--json'];
+  const first = await runCli(args, { cwd: dir, timeoutMs: 120_000 });
+  assert.equal(first.code, 0, first.stderr);
+  const requests = origin!.count('/img/again-');
+  const second = await runCli(args, { cwd: dir, timeoutMs: 120_000 });
+  assert.equal(second.code, 0, second.stderr);
+  const summary = JSON.parse(second.stdout) as { downloaded: number; skipped: number; failed: number };
+  assert.deepEqual([summary.downloaded, summary.skipped, summary.failed], [0, 40, 0]);
+  assert.equal(origin!.count('/img/again-'), requests, 'no request the second time');
+  await assertFolder(out, urls);
+});
+
+test('an unreachable Redis is one line and exit 2, before any work; so is a --queue that is not a Redis URL', { skip, timeout: 60_000 }, async () => {
+  const dir = tmpDir();
+  list(dir, 'unreachable', 3);
+  const port = await freePort();
+  for (const args of [
+    ['get', 'list.txt', '--out', 'out', '--queue', `redis://127.0.0.1:${port}/0`],
+    ['worker', '--queue', `redis://127.0.0.1:${port}/0`],
+  ]) {
+    const r = await runCli(args, { cwd: dir });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^imgdl: Cannot reach Redis at redis://127\\.0\\.0\\.1:${port}/0: .*ECONNREFUSED.*\\n$`));
+  }
+  assert.equal(fs.existsSync(path.join(dir, 'out')), false, 'no output folder made');
+  assert.equal(origin!.count('/img/unreachable-'), 0, 'no request');
+  const bad = await runCli(['get', 'list.txt', '--queue', 'http://127.0.0.1:6379'], { cwd: dir });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^imgdl: Expected `--queue` to be a Redis URL like redis:\/\/host:6379\/0/);
+});
+
+test('--per-host and --rate hold across all workers together (a limiter shared through Redis)', { skip, timeout: 240_000 }, async () => {
+  const dir = tmpDir();
+  const n = 60;
+  let inFlight = 0;
+  let most = 0;
+  const times: number[] = [];
+  const urls: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = `/limited/${i}.png`;
+    urls.push(origin!.url(p));
+    origin!.route(p, (_req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      times.push(Date.now());
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(200, { 'content-type': 'image/png' }).end(png(4, 4, { seed: String(i) }));
+      }, 150);
+    });
+  }
+  fs.writeFileSync(path.join(dir, 'list.txt'), urls.join('\n') + '\n');
+  const q = redis!.url;
+  const coordinator = imgdl(['get', 'list.txt', '--out', 'out', '--queue', q, '--shard-size', '5', '-c', '4', '--per-host', '2', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(coordinator);
+  const workers = [1, 2].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  assert.equal(await coordinator.exit, 0, coordinator.stderr());
+  await assertFolder(path.join(dir, 'out'), urls);
+  assert.ok(most <= 2, `at most 2 requests in flight at the host across the three processes, saw ${most}`);
+  for (const w of workers) assert.equal(await w.exit, 0, w.stderr());
+  const shardsTaken = workers.map((w) => (w.stderr().match(/ saved, /g) ?? []).length);
+  assert.ok(shardsTaken.some((k) => k > 0), `the workers took shards (${shardsTaken.join(', ')})`);
+
+  // --rate: 2 requests per second to the host, whichever process sends them.
+  times.length = 0;
+  fs.writeFileSync(path.join(dir, 'rated.txt'), urls.slice(0, 12).join('\n') + '\n');
+  const rated = imgdl(['get', 'rated.txt', '--out', 'rated', '--queue', q, '--shard-size', '2', '-c', '4', '--rate', '4', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(rated);
+  const w2 = [1, 2].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  assert.equal(await rated.exit, 0, rated.stderr());
+  assert.equal(times.length, 12);
+  // Granted 250 ms apart by Redis; they reach the origin with each process's scheduling delay on top, so the span is
+  // checked (each of 3 processes alone at 4/s would send the 12 in about one second).
+  const span = Math.max(...times) - Math.min(...times);
+  assert.ok(span >= 11 * 250 * 0.8, `12 requests at 4 per second across the processes take ≥ 2.2 s, took ${span} ms`);
+  for (const w of w2) assert.equal(await w.exit, 0, w.stderr());
+});
+
+test('the library: get({ queue }) and startWorker() in one script', { skip, timeout: 120_000 }, async () => {
+  const { get, startWorker } = await import('../src/index.ts');
+  const dir = tmpDir();
+  const urls = Array.from({ length: 30 }, (_, i) => origin!.url(`/img/lib-${i}.png`));
+  const stop = new AbortController();
+  const worker = await startWorker({ queue: redis!.url, concurrency: 4, lockDuration: 2, signal: stop.signal });
+  try {
+    const summary = await get({ items: urls, out: path.join(dir, 'out'), queue: redis!.url, shardSize: 7, concurrency: 4, lockDuration: 2 });
+    assert.deepEqual([summary.downloaded, summary.failed, summary.pending], [30, 0, 0]);
+    assert.deepEqual((summary as { shards?: unknown }).shards, { total: 5, done: 5, failed: 0 });
+  } finally {
+    stop.abort();
+    await worker.done;
+  }
+  await assertFolder(path.join(dir, 'out'), urls);
+  await assert.rejects(startWorker({ queue: 'redis://127.0.0.1:1/0' }), /Cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/0/);
+  await assert.rejects(startWorker({ queue: redis!.url, concurrency: 0 }), /Expected `concurrency` to be an integer ≥ 1, got 0/);
+});
+
+test('Ctrl-C on the coordinator hands its shard back and exits 130; the same command finishes the run, nothing fetched twice but what was in flight', { skip, timeout: 180_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'sigint', 120);
+  const args = ['get', 'list.txt', '--out', 'out', '--queue', redis!.url, '--shard-size', '20', '-c', '2', '--lock-duration', LOCK, '--json'];
+  const first = imgdl(args, dir);
+  await until('some images', () => origin!.count('/img/sigint-') >= 30);
+  first.child.kill('SIGINT');
+  assert.equal(await first.exit, 130, first.stderr());
+  assert.match(first.stderr(), /Resume with: imgdl get list\.txt --out out --queue/);
+  const stopped = JSON.parse(first.stdout()) as { interrupted: boolean; pending: number };
+  assert.equal(stopped.interrupted, true);
+  const second = await runCli(args, { cwd: dir, timeoutMs: 150_000 });
+  assert.equal(second.code, 0, second.stderr);
+  await assertFolder(path.join(dir, 'out'), urls);
+  assert.ok(refetches(origin!, '/img/sigint-') <= 2, `refetched ${refetches(origin!, '/img/sigint-')}, at most the 2 in flight`);
+});
