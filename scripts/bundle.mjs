@@ -18,8 +18,10 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  // A native addon, loaded by path at run time (src/storage/sqlite.ts).
-  external: ['better-sqlite3', 'bun:*', 'esbuild', 'got-scraping'],
+  // Left as imports, resolved from node_modules at run time: native addons (better-sqlite3, sharp) and esbuild; the
+  // optional features' packages, loaded only when used and maybe not installed (sharp, bullmq, ioredis); got-scraping
+  // (Crawlee's, never used by imgdl) reads data files next to its own code.
+  external: ['better-sqlite3', 'bun:*', 'esbuild', 'got-scraping', 'sharp', 'bullmq', 'ioredis'],
   minifyWhitespace: process.env.MW !== '0',
   minifySyntax: process.env.MS !== '0',
   minifyIdentifiers: process.env.MI === '1',
