@@ -94,11 +94,11 @@ function installed(): string {
 
 test('npm pack builds dist/ (JS and .d.ts) and ships it with the sources, bin and plugins; better-sqlite3 is an optional peer', () => {
   const pkg = installed();
-  for (const file of ['dist/.built', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/plugin/html.js', 'dist/src/plugin/html.d.ts', 'dist/src/plugin/index.js', 'dist/src/cli/main.js', 'src/index.ts', 'src/plugin/html.ts', 'bin/imgdl.js', 'plugins/gallery.ts']) {
+  for (const file of ['dist/.built', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/plugin/html.js', 'dist/src/plugin/html.d.ts', 'dist/src/plugin/index.js', 'dist/src/testing/index.js', 'dist/src/testing/index.d.ts', 'dist/src/cli/main.js', 'src/index.ts', 'src/plugin/html.ts', 'bin/imgdl.js', 'plugins/gallery.ts', 'plugins/site.ts']) {
     assert.ok(fs.existsSync(path.join(pkg, file)), `the package has ${file}`);
   }
   const manifest = JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8')) as Record<string, Record<string, unknown>>;
-  assert.deepEqual(Object.keys(manifest['exports']!), ['.', './html', './plugin', './package.json']);
+  assert.deepEqual(Object.keys(manifest['exports']!), ['.', './html', './plugin', './testing', './package.json']);
   assert.equal(manifest['dependencies']!['better-sqlite3'], undefined, 'not a dependency: nothing to compile on install');
   assert.deepEqual(manifest['peerDependenciesMeta']!['better-sqlite3'], { optional: true });
   assert.ok(!fs.existsSync(path.join(project, 'node_modules', 'better-sqlite3')), 'npm did not install the optional peer');
