@@ -92,7 +92,7 @@ for (const n of COUNTS) {
   fs.writeFileSync(path.join(dir, 'list.txt'), Array.from({ length: URLS }, (_, i) => `http://127.0.0.1:${port}/img/${n * 1_000_000 + i}.png`).join('\n') + '\n');
   await stats('?reset=1');
   const spawned = Date.now();
-  const coordinator = start(process.execPath, [bin, 'get', 'list.txt', '--out', 'out', '--queue', queue, '--shard-size', String(SHARD), '-c', String(C), '--json', '-q'], { cwd: dir });
+  const coordinator = start(process.execPath, [bin, 'get', 'list.txt', '--out', 'out', '--queue', queue, '--job-size', String(SHARD), '-c', String(C), '--json', '-q'], { cwd: dir });
   const workers = Array.from({ length: n - 1 }, () => start(process.execPath, [bin, 'worker', '--queue', queue, '-c', String(C), '--exit-when-idle', '-q'], { cwd: dir }));
   const code = await coordinator.exit;
   const wall = (Date.now() - spawned) / 1000;

@@ -58,12 +58,12 @@ export interface GetOptions extends DownloadOptions {
   report?: boolean;
   /**
    * Spread the run over many machines: the Redis (`redis://host:6379/0`) whose BullMQ queue `imgdl worker`s take
-   * shards from. The run is cut into shards of `shardSize` URLs; this call works on shards too and returns the whole
+   * shards from. The run is cut into jobs (shards of the run) of `jobSize` URLs; this call works on shards too and returns the whole
    * run's summary once every shard is done (see the README, "Many machines").
    */
   queue?: string;
   /** With `queue`: URLs per shard job. @default 10000 */
-  shardSize?: number | string;
+  jobSize?: number | string;
   /** With `queue`: how long a worker's hold on a shard lasts without renewal, in seconds (see startWorker). @default 30 */
   lockDuration?: number | string;
   /** With `queue`: called every half second with the whole run's counts. */
@@ -173,7 +173,7 @@ export function pickDownloadOptions(options: GetOptions): DownloadOptions {
   const {
     inputs: _i, items: _it, out: _o, run: _r, storage: _s, http: _h, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op,
     inputFormat: _if, urlCol: _uc, captionCol: _cc, saveCols: _sc, report: _rp,
-    queue: _q, shardSize: _ss, lockDuration: _ld, onQueueProgress: _oq, onShard: _osh, ...rest
+    queue: _q, jobSize: _js, lockDuration: _ld, onQueueProgress: _oq, onShard: _osh, ...rest
   } = options;
   return rest;
 }

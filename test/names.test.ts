@@ -35,7 +35,7 @@ function tree(root: string): string[] {
   const out: string[] = [];
   const walk = (d: string, rel: string) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.name.startsWith('.') || e.name.endsWith('.jsonl')) continue;
+      if (e.name.startsWith('.') || e.name.endsWith('.jsonl') || (rel === '' && (e.name === 'stats.json' || e.name === 'report.html'))) continue;
       if (e.isDirectory()) walk(path.join(d, e.name), `${rel}${e.name}/`);
       else out.push(`${rel}${e.name}`);
     }

@@ -114,7 +114,7 @@ test('a coordinator and 3 workers; one worker killed with SIGKILL mid-shard, a f
   const urls = list(dir, 'kill', 600);
   const out = path.join(dir, 'out');
   const q = redis!.url;
-  const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--job-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
   await enqueued(coordinator);
   const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   const victim = workers[0]!;
@@ -158,7 +158,7 @@ test('Redis stopped and restarted mid-run (append-only persistence): the run goe
   const urls = list(dir, 'restart', 400);
   const out = path.join(dir, 'out');
   const q = redis!.url;
-  const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  const coordinator = imgdl(['get', 'list.txt', '--out', out, '--queue', q, '--job-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
   await enqueued(coordinator);
   const workers = [1, 2, 3].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   await until('the workers to be up, and a quarter of the images', () => workers.every((w) => /taking shards/.test(w.stderr())) && origin!.count('/img/restart-') >= 100);
@@ -180,7 +180,7 @@ test('the same command again once the run is done fetches nothing: every image i
   const dir = tmpDir();
   const urls = list(dir, 'again', 40);
   const out = path.join(dir, 'out');
-  const args = ['get', 'list.txt', '--out', out, '--queue', redis!.url, '--shard-size', '10', '-c', '4', '--json'];
+  const args = ['get', 'list.txt', '--out', out, '--queue', redis!.url, '--job-size', '10', '-c', '4', '--json'];
   const first = await runCli(args, { cwd: dir, timeoutMs: 120_000 });
   assert.equal(first.code, 0, first.stderr);
   const requests = origin!.count('/img/again-');
@@ -233,7 +233,7 @@ test('--per-host and --rate hold across all workers together (a limiter shared t
   }
   fs.writeFileSync(path.join(dir, 'list.txt'), urls.join('\n') + '\n');
   const q = redis!.url;
-  const coordinator = imgdl(['get', 'list.txt', '--out', 'out', '--queue', q, '--shard-size', '5', '-c', '4', '--per-host', '2', '--lock-duration', LOCK, '--json'], dir);
+  const coordinator = imgdl(['get', 'list.txt', '--out', 'out', '--queue', q, '--job-size', '5', '-c', '4', '--per-host', '2', '--lock-duration', LOCK, '--json'], dir);
   await enqueued(coordinator);
   const workers = [1, 2].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   assert.equal(await coordinator.exit, 0, coordinator.stderr());
@@ -246,7 +246,7 @@ test('--per-host and --rate hold across all workers together (a limiter shared t
   // --rate: 2 requests per second to the host, whichever process sends them.
   times.length = 0;
   fs.writeFileSync(path.join(dir, 'rated.txt'), urls.slice(0, 12).join('\n') + '\n');
-  const rated = imgdl(['get', 'rated.txt', '--out', 'rated', '--queue', q, '--shard-size', '2', '-c', '4', '--rate', '4', '--lock-duration', LOCK, '--json'], dir);
+  const rated = imgdl(['get', 'rated.txt', '--out', 'rated', '--queue', q, '--job-size', '2', '-c', '4', '--rate', '4', '--lock-duration', LOCK, '--json'], dir);
   await enqueued(rated);
   const w2 = [1, 2].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
   assert.equal(await rated.exit, 0, rated.stderr());
@@ -265,7 +265,7 @@ test('the library: get({ queue }) and startWorker() in one script', { skip, time
   const stop = new AbortController();
   const worker = await startWorker({ queue: redis!.url, concurrency: 4, lockDuration: 2, signal: stop.signal });
   try {
-    const summary = await get({ items: urls, out: path.join(dir, 'out'), queue: redis!.url, shardSize: 7, concurrency: 4, lockDuration: 2 });
+    const summary = await get({ items: urls, out: path.join(dir, 'out'), queue: redis!.url, jobSize: 7, concurrency: 4, lockDuration: 2 });
     assert.deepEqual([summary.downloaded, summary.failed, summary.pending], [30, 0, 0]);
     assert.deepEqual((summary as { shards?: unknown }).shards, { total: 5, done: 5, failed: 0 });
   } finally {
@@ -280,7 +280,7 @@ test('the library: get({ queue }) and startWorker() in one script', { skip, time
 test('Ctrl-C on the coordinator hands its shard back and exits 130; the same command finishes the run, nothing fetched twice but what was in flight', { skip, timeout: 180_000 }, async () => {
   const dir = tmpDir();
   const urls = list(dir, 'sigint', 120);
-  const args = ['get', 'list.txt', '--out', 'out', '--queue', redis!.url, '--shard-size', '20', '-c', '2', '--lock-duration', LOCK, '--json'];
+  const args = ['get', 'list.txt', '--out', 'out', '--queue', redis!.url, '--job-size', '20', '-c', '2', '--lock-duration', LOCK, '--json'];
   const first = imgdl(args, dir);
   await until('some images', () => origin!.count('/img/sigint-') >= 30);
   first.child.kill('SIGINT');

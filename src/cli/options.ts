@@ -62,7 +62,7 @@ export const CLI_OPTIONS = [
       command === 'get' ? 'spread the run over every `imgdl worker` on this Redis (redis://host:6379/0); this process works on it too'
       : 'the Redis whose queue to take shards from (redis://host:6379/0)',
   },
-  { flag: 'shard-size', type: 'string', arg: 'N', key: 'shardSize', commands: ['get'], help: 'with --queue: URLs per shard job (default 10000)' },
+  { flag: 'job-size', type: 'string', arg: 'N', key: 'jobSize', commands: ['get'], help: 'with --queue: URLs per job, the share of the run a worker takes at a time (default 10000)' },
   { flag: 'exit-when-idle', type: 'boolean', key: 'exitWhenIdle', commands: ['worker'], help: 'leave once no shard of any run is waiting or active (after a 3 s grace)' },
   {
     flag: 'lock-duration', type: 'string', arg: 'SECONDS', key: 'lockDuration', commands: ['get', 'worker'],

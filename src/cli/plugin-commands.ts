@@ -257,7 +257,7 @@ test('${name}: follows the listing and its next page, saves each photo with its 
     assert.equal(summary.failed, 0);
     assert.equal(summary.pagesFailed, undefined);
     assert.equal(summary.downloaded, 2);
-    const files = fs.readdirSync(path.join(dir, 'out')).filter((f) => !f.endsWith('.jsonl')).sort();
+    const files = fs.readdirSync(path.join(dir, 'out')).filter((f) => !f.endsWith('.jsonl') && f !== 'stats.json' && f !== 'report.html').sort();
     assert.deepEqual(files, ['Barn owl.jpg', 'Red kite.png']);
     const records = fs.readFileSync(path.join(dir, 'out', 'metadata.jsonl'), 'utf8').trim().split('\\n').map((l) => JSON.parse(l) as { file: string; metadata: { title: string } });
     assert.equal(records.find((r) => r.file === 'Red kite.png')?.metadata.title, 'Red kite');

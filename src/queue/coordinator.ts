@@ -47,7 +47,7 @@ const ADD_BATCH = 50;
 const POLL_MS = 500;
 
 /**
- * `get({ queue })`: the run is cut into shard jobs of `shardSize` URLs (inline in the job), added with ids made of
+ * `get({ queue })`: the run is cut into shard jobs of `jobSize` URLs (inline in the job), added with ids made of
  * the run's name and the shard's number (so adding them again adds nothing), worked on by every `imgdl worker` on
  * the queue and by this process, and merged at the end. Runs the same command again: continues (or, once done,
  * reports everything as skipped).
@@ -55,7 +55,7 @@ const POLL_MS = 500;
 export async function getQueued(options: GetOptions): Promise<QueueSummary> {
   const plan = planGet(options);
   const url = parseRedisUrl(options.queue);
-  const shardSize = options.shardSize === undefined ? DEFAULT_SHARD_SIZE : integer('shardSize', options.shardSize, 1);
+  const shardSize = options.jobSize === undefined ? DEFAULT_SHARD_SIZE : integer('jobSize', options.jobSize, 1);
   const lockMs = lockDurationMs(options.lockDuration);
   if (options.fresh) throw new UsageError('`fresh` is not available with `queue` yet: give another --run name to start over');
   if (options.retryFailed) throw new UsageError('`retryFailed` is not available with `queue` yet');
