@@ -21,13 +21,15 @@ function tableCrc32(data: Uint8Array): number {
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 export const crc32: (data: Uint8Array) => number = zlibCrc32 ? (d) => zlibCrc32(d) >>> 0 : tableCrc32;
 
-function u32be(n: number): Buffer {
+/** @internal shared with the project's own test helpers */
+export function u32be(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n >>> 0);
   return b;
 }
 
-function checkDims(w: number, h: number, max = 0xffff): void {
+/** @internal shared with the project's own test helpers */
+export function checkDims(w: number, h: number, max = 0xffff): void {
   if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || w > max || h > max) {
     throw new RangeError(`invalid image size ${w}x${h} (1..${max})`);
   }
@@ -39,8 +41,10 @@ export function pngChunk(type: string, data: Buffer = Buffer.alloc(0)): Buffer {
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const PNG_IEND = pngChunk('IEND');
-const CHUNK_OVERHEAD = 12; // length + type + crc
+/** @internal shared with the project's own test helpers */
+export const PNG_IEND = pngChunk('IEND');
+/** @internal shared with the project's own test helpers */
+export const CHUNK_OVERHEAD = 12; // length + type + crc
 
 /** Optional `seed` is embedded (as metadata or colour) so different seeds give different bytes. */
 export interface ImageOpts {
@@ -48,19 +52,22 @@ export interface ImageOpts {
 }
 
 /** The seed as printable ASCII, for comment fields. */
-function seedText(seed: string): Buffer {
+/** @internal shared with the project's own test helpers */
+export function seedText(seed: string): Buffer {
   return Buffer.from(/^[\x20-\x7e]*$/.test(seed) ? seed : encodeURIComponent(seed), 'latin1');
 }
 
 /** 24-bit colour derived from the seed (a fixed colour without one). */
-function seedColour(seed: string | undefined): [r: number, g: number, b: number] {
+/** @internal shared with the project's own test helpers */
+export function seedColour(seed: string | undefined): [r: number, g: number, b: number] {
   if (seed === undefined) return [0x33, 0x99, 0x66];
   const c = crc32(Buffer.from(seed));
   return [(c >>> 16) & 0xff, (c >>> 8) & 0xff, c & 0xff];
 }
 
 /** Signature + IHDR + IDAT (+ tEXt with the seed) of an RGB checkerboard; everything but IEND. */
-function pngHead(width: number, height: number, seed?: string): Buffer {
+/** @internal shared with the project's own test helpers */
+export function pngHead(width: number, height: number, seed?: string): Buffer {
   checkDims(width, height, 0x7fffffff);
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
