@@ -884,7 +884,7 @@ async function placeOriginal(tmpPath: string, placed: string | undefined, name: 
     await placeNoReplace(placed ?? tmpPath, target);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    if (createHash('sha256').update(await fs.promises.readFile(target)).digest('hex') !== sha256) {
+    if ((await sha256File(target)) !== sha256) {
       throw Object.assign(new Error(`${name} is there already, with other bytes (never replaced)`), { code: 'EEXIST', original: true });
     }
   }
