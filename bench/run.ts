@@ -424,7 +424,8 @@ function printReport(report: BenchReport): void {
   if (report.pinned) {
     const { rounds, runs, plugins: pinnedPlugins, note } = report.pinned;
     if (note) out.push(`Pinned pass skipped: ${note}`, '');
-    else {
+    // W0 alone has no throughput or plugin runs: its pinned figures are in its own table above.
+    else if (runs.length > 0 || pinnedPlugins.length > 0) {
       out.push(
         `Pinned (origin and tool on separate CPUs), ${rounds} alternating rounds: median (min-max)`,
         pinnedTable(runs, pinnedPlugins),
