@@ -922,8 +922,9 @@ export async function placeNoReplace(tmpPath: string, final: string): Promise<vo
     await fs.promises.rename(tmpPath, final);
     return;
   }
-  // Not waited for: the image is in place; the temporary folder is removed at the end of the run anyway.
-  fs.unlink(tmpPath, () => {});
+  // Waited for: the source is not always in the temporary folder (a WebDataset shard's part file, a moved original),
+  // and a process that exits first would leave it behind. A failure is harmless: the file is in place.
+  await fs.promises.unlink(tmpPath).catch(() => {});
 }
 
 /** fs.writeFile with callbacks (open, write, close on libuv's threads): lighter than a FileHandle per small body. */

@@ -141,6 +141,8 @@ export class WebDatasetSink implements OutputSink {
     }
     this.state = saved;
     const part = this.path(saved.shard, 'tar', true);
+    // Linked into place but its part name not yet removed (a crash between the two): the shard is complete.
+    if (sameFile(part, this.path(saved.shard, 'tar', false))) await fs.promises.rm(part, { force: true });
     if (!fs.existsSync(part)) {
       if (fs.existsSync(this.path(saved.shard, 'tar', false))) {
         // Completed and renamed, but the next shard not yet recorded (a crash in between).
@@ -345,7 +347,7 @@ export class WebDatasetSink implements OutputSink {
     const indexPart = this.path(n, 'jsonl', true);
     if (!fs.existsSync(indexPart)) fs.writeFileSync(indexPart, '');
     fs.renameSync(indexPart, this.path(n, 'jsonl', false));
-    placeNoReplace(this.path(n, 'tar', true), this.path(n, 'tar', false));
+    await placeNoReplace(this.path(n, 'tar', true), this.path(n, 'tar', false));
     this.members.clear();
     this.store.transaction(() => this.commitState({ shard: this.firstFree(n + 1), length: 0, samples: 0 }));
   }
@@ -383,6 +385,13 @@ export class WebDatasetSink implements OutputSink {
       }
     }
   }
+}
+
+/** True when both paths exist and are one file (hard links of each other). */
+function sameFile(a: string, b: string): boolean {
+  const sa = fs.statSync(a, { throwIfNoEntry: false });
+  const sb = fs.statSync(b, { throwIfNoEntry: false });
+  return sa !== undefined && sb !== undefined && sa.ino === sb.ino && sa.dev === sb.dev;
 }
 
 function indexLine(record: ImageRecord, status: 'success' | 'duplicate'): IndexLine {
