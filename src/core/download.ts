@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import crypto, { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -206,6 +206,11 @@ export class NameClaims {
   /** True when a file of that name was in the folder when the run started (or appeared since). */
   onDisk(name: string): boolean {
     return this.existing.has(name.toLowerCase());
+  }
+
+  /** True when the folder had (or has since had) a file this run did not write: a fresh folder has none. */
+  get anyOnDisk(): boolean {
+    return this.existing.size > 0;
   }
 
   private choose(item: Item, base: string, record: ImageRecord, adoptable: string | undefined): string | DownloadError {
@@ -602,7 +607,8 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
     await res.dump();
     throw new DownloadError('too_large', `Content-Length ${expected} is over --max-bytes ${maxBytes}`);
   }
-  const hash = createHash('sha256');
+  // Small bodies (almost all images) are hashed once, whole, at the end; a body that goes to disk is hashed as it streams.
+  let hash: Hash | undefined;
   const chunks: Buffer[] = [];
   let buffered = 0;
   let bytes = 0;
@@ -623,9 +629,9 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       const chunk = Buffer.from(step.value.buffer, step.value.byteOffset, step.value.byteLength);
       bytes += chunk.length;
       if (maxBytes > 0 && bytes > maxBytes) throw new DownloadError('too_large', `Body is over --max-bytes ${maxBytes}`);
-      hash.update(chunk);
       tail.push(chunk);
       if (file) {
+        hash!.update(chunk);
         await write(file, chunk);
         continue;
       }
@@ -635,7 +641,11 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       if (buffered > (ctx.bodyInMemory ?? IN_MEMORY_LIMIT) && tmpPath !== undefined) {
         // Large body: from here on it streams to disk, so memory stays flat whatever the image size.
         file = await openTmp(tmpPath);
-        for (const c of chunks.splice(0)) await write(file, c);
+        hash = createHash('sha256');
+        for (const c of chunks.splice(0)) {
+          hash.update(c);
+          await write(file, c);
+        }
       }
     }
     if (expected !== undefined && bytes !== expected) {
@@ -652,7 +662,7 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       servedType: header(res.headers, 'content-type'),
       sniffed,
       bytes,
-      sha256: hash.digest('hex'),
+      sha256: hash ? hash.digest('hex') : sha256Of(head),
       head: head.length > HEAD_KEEP ? head.subarray(0, HEAD_KEEP) : head,
     };
     // Fetched into memory: the whole body is the result, nothing goes to disk.
@@ -676,6 +686,14 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
   } finally {
     await file?.close().catch(() => {});
   }
+}
+
+/** crypto.hash (Node 20.12+, 21.7+): one call for a whole small body, several times cheaper than a Hash object. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'hex') => string }).hash;
+
+/** The sha256 of a body held whole in memory, in hex. */
+function sha256Of(body: Buffer): string {
+  return oneShot ? oneShot('sha256', body, 'hex') : createHash('sha256').update(body).digest('hex');
 }
 
 async function write(file: fs.promises.FileHandle, chunk: Buffer): Promise<void> {
@@ -745,7 +763,7 @@ export async function dimensions(fetched: Fetched, tmpPath?: string): Promise<{ 
 export function imageName(requested: URL, fetched: Fetched, asked?: string | null): string {
   const wanted = asked ?? (nameFromResponse(requested, fetched.disposition) || nameFromUrl(fetched.finalUrl));
   // A plugin's name may have folders (`album/x.jpg`); the core checked it has no `..`, no absolute path.
-  return (asked?.includes('/') ? safePath : safeName)(wanted, fetched.sniffed, `image-${shortHash(requested.href)}`);
+  return (asked?.includes('/') ? safePath : safeName)(wanted, fetched.sniffed, () => `image-${shortHash(requested.href)}`);
 }
 
 const templates = new Map<string, NameTemplate>();
@@ -784,7 +802,7 @@ function nameOf(item: Item, url: URL, fetched: Fetched, settings: DownloadSettin
     }
     return value;
   };
-  return renderName(template, lookup, fetched.sniffed, `image-${shortHash(url.href)}`);
+  return renderName(template, lookup, fetched.sniffed, () => `image-${shortHash(url.href)}`);
 }
 
 /** A processed image to save instead of the fetched bytes (see src/process/image.ts), and whether to keep the original. */
@@ -818,6 +836,7 @@ export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: stri
   // A plugin's own id of the image (its archive key) is the record's key.
   if (item.key !== undefined) record.key = item.key;
   let source = tmpPath;
+  let placed = false;
   let original: string | undefined;
   if (output) {
     const keep = as!.keepOriginal;
@@ -842,6 +861,8 @@ export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: stri
         if (record.file.includes('/')) await folderInside(ctx.outDir, path.dirname(record.file));
         if (record.original?.file !== undefined) original = await placeOriginal(tmpPath, original, record.original.file, fetched.sha256, ctx.outDir);
         await placeNoReplace(source, path.join(ctx.outDir, record.file));
+        // The temporary file is gone (linked into place and unlinked, or renamed): nothing left to remove.
+        if (source === tmpPath) placed = true;
         return record;
       } catch (error) {
         ctx.store.unclaim(item.id);
@@ -856,7 +877,7 @@ export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: stri
     throw new DownloadError('write_failed', `Files kept appearing under the names chosen for this image (last: ${record.file})`);
   } finally {
     if (source !== tmpPath) await fs.promises.rm(source, { force: true }).catch(() => {});
-    await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
+    if (!placed) await fs.promises.rm(tmpPath, { force: true }).catch(() => {});
   }
 }
 
@@ -934,6 +955,8 @@ function writeFileAsync(file: string, data: Buffer): Promise<void> {
 
 /** The name (of those this image may get) of a file already in the folder with exactly its bytes, if any. */
 async function sameFileInFolder(ctx: DownloadContext, base: string, url: string, fetched: { bytes: number; sha256: string }): Promise<string | undefined> {
+  // A fresh folder (the usual case) has nothing to adopt, and a name in a subfolder is checked with stat below.
+  if (!base.includes('/') && !ctx.claims.anyOnDisk) return undefined;
   for (let i = -1; i < 2; i++) {
     const name = i < 0 ? base : disambiguate(base, url, i);
     // Names in folders are not in the folder's listing: stat tells.

@@ -59,17 +59,17 @@ function lastSegment(name: string): string {
  * characters, no leading dots, no Windows reserved names, at most MAX_NAME_BYTES, with an extension that
  * matches the real bytes. `fallback` is used when nothing usable is left.
  */
-export function safeName(wanted: string, sniffed: Sniffed | undefined, fallback: string): string {
+export function safeName(wanted: string, sniffed: Sniffed | undefined, fallback: Fallback): string {
   // Control characters go, and so do bidirectional overrides and isolates (U+202E makes `gpj.exe` show as `exe.jpg`).
   let name = lastSegment(wanted.normalize('NFC')).replace(UNSAFE_CHARS, '');
   name = sanitize(name, { replacement: '_' }).replace(/^[.\s]+/, '').trim();
-  if (!name || /^_+$/.test(name)) name = fallback;
+  if (!name || /^_+$/.test(name)) name = fallbackName(fallback);
   let { stem, ext } = splitExt(name);
   if (sniffed && !(ext && extensionMatches(ext, sniffed))) {
     // A missing or wrong extension is fixed from the bytes (`photo.php` holding a PNG → `photo.png`).
     ext = sniffed.ext;
   }
-  if (!stem) stem = fallback;
+  if (!stem) stem = fallbackName(fallback);
   return boundLength(stem, ext ? `.${ext}` : '');
 }
 
@@ -87,6 +87,16 @@ function boundLength(stem: string, suffix: string): string {
     stem = chars.join('');
   }
   return stem + suffix;
+}
+
+/**
+ * The name used when nothing usable is left of the wanted one: a string, or a function that makes it (the usual
+ * fallback hashes the URL, and almost every image never needs it: made only when used).
+ */
+export type Fallback = string | (() => string);
+
+function fallbackName(fallback: Fallback): string {
+  return typeof fallback === 'string' ? fallback : fallback();
 }
 
 /** A short, stable hash of a string (used for fallback names and collision suffixes). */
@@ -136,7 +146,7 @@ export const MAX_FOLDERS = 8;
  * dropped, at most MAX_FOLDERS), the file name made safe by safeName. It never leaves the folder: no segment can be
  * `.`, `..`, absolute or hold a separator once made safe.
  */
-export function safePath(wanted: string, sniffed: Sniffed | undefined, fallback: string): string {
+export function safePath(wanted: string, sniffed: Sniffed | undefined, fallback: Fallback): string {
   const parts = wanted.split('/');
   const file = parts.pop() ?? '';
   const folders = parts.map(safeFolder).filter(Boolean).slice(0, MAX_FOLDERS);
@@ -239,7 +249,7 @@ function fieldText(value: unknown): string {
  * the file name is made safe (safeFolder, safeName with its extension fixed from `sniffed`); a folder that comes out
  * empty is left out, a file name that does, or that has no stem, takes `fallback`. Never leaves the output folder.
  */
-export function renderName(template: NameTemplate, lookup: (field: string) => unknown, sniffed: Sniffed | undefined, fallback: string): string {
+export function renderName(template: NameTemplate, lookup: (field: string) => unknown, sniffed: Sniffed | undefined, fallback: Fallback): string {
   const text = (segment: Array<string | TemplateField>) =>
     segment
       .map((part) => {
@@ -255,5 +265,5 @@ export function renderName(template: NameTemplate, lookup: (field: string) => un
   const file = text(template.segments[template.segments.length - 1]!);
   // Nothing but an extension and punctuation (`.png` when `{alt}.{ext}` has no alt): the core's name instead.
   const noStem = /^[\s._-]*(\.[A-Za-z0-9]{1,8})?$/.test(file);
-  return [...folders, safeName(noStem ? fallback : file, sniffed, fallback)].join('/');
+  return [...folders, safeName(noStem ? fallbackName(fallback) : file, sniffed, fallback)].join('/');
 }
