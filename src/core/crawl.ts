@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { BasicCrawler, Configuration, EventManager, Log, LogLevel, RequestQueue, RetryRequestError } from '@crawlee/basic';
+import { Configuration, EventManager, RequestQueue, type Request } from '@crawlee/core';
 import type { RequestSchema } from '@crawlee/types';
 import { createStorageClient, SqliteRequestQueueClient } from '../storage/crawlee-client.ts';
 import type { RunStore } from '../storage/state.ts';
@@ -10,13 +10,19 @@ import { DEPTH_KEY, type PageRequest } from './types.ts';
 export const SHARD = 256;
 const SHARD_LABEL = '__items';
 const QUEUE = 'run';
+/** Attempts at a page whose handler throws (a fetch failure is retried inside fetchPage first): 1 + this many. */
+const PAGE_RETRIES = 2;
+/** How often an idle crawl looks for requests again (images and pages are added while it runs). */
+const IDLE_POLL_MS = 20;
+/** A request is held for as long as its handler runs: shards can take hours. */
+const LOCK_SECS = 7 * 24 * 3600;
 
 export interface CrawlHooks {
   /** Downloads the pending images of ids from..to. */
   shard(range: { from: number; to: number }): Promise<void>;
   /** Handles a plugin page; throws Cancelled (or anything, once the run is stopping) to leave it queued. */
   page(request: PageRequest): Promise<void>;
-  /** A page Crawlee gave up on (its handler kept throwing). */
+  /** A page given up on (its handler kept throwing). */
   pageGaveUp(request: PageRequest, error: Error): void;
   /** True while inputs are still being read (the queue may be empty now and not later). */
   ingesting(): boolean;
@@ -24,24 +30,38 @@ export interface CrawlHooks {
 }
 
 /**
- * Crawlee's part of a run: a BasicCrawler over the run store's durable request queue. The queue holds shards of
- * images (one request per SHARD images, added with the images in one transaction) and plugin pages (one request
- * each, key `label:url`). Crawlee's own state handling is bypassed where it is slow or unsafe (see
- * docs/architecture.md): its storage (ours is SQLite), its system-info polling, its global log level.
+ * Crawlee's part of a run: its RequestQueue over the run store (crawlee-client.ts), drained by a loop of ours. The
+ * queue holds shards of images (one request per SHARD images, added with the images in one transaction) and plugin
+ * pages (one request each, key `label:url`). The loop keeps a fixed number of requests in hand from the first
+ * second (a plugin run: one per connection, for pages; plus enough shards to keep every connection busy), marks each
+ * handled or reclaims it, and retries a page whose handler throws as Crawlee's BasicCrawler would (2 more times, then
+ * gives up on it). BasicCrawler is not used: it wraps every handler in an AsyncLocalStorage context (Crawlee's
+ * timeouts and storage checks), and on Node 20 that turns on a promise hook for every promise of the process, ~8%
+ * of the CPU of a run of small images; its autoscaled pool starts low and polls; and it listens for SIGINT itself.
+ * See docs/architecture.md.
  */
 export class Crawl {
   readonly queueClient: SqliteRequestQueueClient;
   private queue!: RequestQueue;
-  private crawler!: BasicCrawler;
+  private readonly slots: number;
+  /** Handlers running now. */
+  private active = 0;
+  private stopping = false;
+  /** Wakes the loop early: a handler ended, or the crawl is stopping. */
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly store: RunStore,
-    private readonly concurrency: number,
+    concurrency: number,
     private readonly hooks: CrawlHooks,
-    /** The run has plugin pages: each page holds a crawler slot while it is fetched and handled. */
-    private readonly pages: boolean,
+    /** The run has plugin pages: each page holds a slot while it is fetched and handled. */
+    pages: boolean,
   ) {
     this.queueClient = new SqliteRequestQueueClient(store, QUEUE);
+    // Shards in progress at once: enough queued images to keep `concurrency` downloads busy across shard ends. A
+    // plugin run also needs a slot per page in flight, `concurrency` of them from the first second.
+    const shardsAtOnce = Math.max(4, Math.ceil((2 * concurrency) / SHARD) + 4);
+    this.slots = pages ? concurrency + shardsAtOnce : shardsAtOnce;
   }
 
   async start(): Promise<void> {
@@ -54,65 +74,88 @@ export class Crawl {
     });
     config.useEventManager(new QuietEvents(config));
     this.queue = await RequestQueue.open(QUEUE, { config });
+    this.queue.requestLockSecs = LOCK_SECS;
     shrinkSeenCache(this.queue);
-    const shardsAtOnce = Math.ceil((2 * this.concurrency) / SHARD);
-    // Shards in progress at once: enough queued images to keep `concurrency` downloads busy across shard ends. A
-    // plugin run also needs a slot per page in flight, `concurrency` of them from the first second: Crawlee's
-    // autoscaled pool would start at its minimum and grow 5% per 10 s (4-6 pages at once on a slow site).
-    const slots = this.pages ? this.concurrency + shardsAtOnce + 4 : shardsAtOnce + 4;
-    const { hooks } = this;
-    this.crawler = new BasicCrawler(
-      {
-        requestQueue: this.queue,
-        keepAlive: true,
-        // imgdl reports outcomes itself; Crawlee's own warnings (e.g. its Ctrl-C hint about `npm start`) would
-        // mislead. This crawler's log only: the host process's Crawlee log level is left alone.
-        log: new Log({ level: LogLevel.ERROR, prefix: 'imgdl' }),
-        minConcurrency: this.pages ? slots : Math.max(4, shardsAtOnce),
-        maxConcurrency: Math.max(8, slots),
-        maxRequestRetries: 2,
-        requestHandlerTimeoutSecs: 7 * 24 * 3600,
-        useSessionPool: false,
-        statusMessageLoggingInterval: 24 * 3600,
-        // Crawlee looks for new requests every 0.5 s when idle; images are added while the crawler runs, so a
-        // short interval is what lets the first image start right away (a cheap SQLite read per tick).
-        autoscaledPoolOptions: { maybeRunIntervalSecs: 0.02 },
-        requestHandler: async ({ request }) => {
-          if (request.label === SHARD_LABEL) return hooks.shard(request.userData as { from: number; to: number });
-          try {
-            await hooks.page(pageRequest(request));
-          } catch (error) {
-            // Stopping: Crawlee puts the page back in the queue for the next run. RetryRequestError is retried
-            // whatever the retry count, and errorHandler below undoes the count, so a page stopped any number of
-            // times is never given up on.
-            if (error instanceof Cancelled || hooks.signal.aborted) throw new RetryRequestError('stopped');
-            throw error;
-          }
-        },
-        errorHandler: ({ request }) => {
-          if (hooks.signal.aborted) request.retryCount = Math.max(0, request.retryCount - 1);
-        },
-        failedRequestHandler: async ({ request }, error) => hooks.pageGaveUp(pageRequest(request), error),
-      },
-      config,
-    );
   }
 
-  /** Runs the crawler until the queue is drained (and inputs are all read) or the run is stopped. */
+  /** Runs until the queue is drained (and inputs are all read) or the run is stopped; waits for its handlers. */
   async run(): Promise<void> {
-    const watcher = setInterval(() => {
-      void (async () => {
-        if (this.hooks.signal.aborted || (!this.hooks.ingesting() && (await this.queue.isFinished()))) {
-          clearInterval(watcher);
-          await this.crawler.stop();
-        }
-      })();
-    }, 50);
+    this.stopping = false;
+    const onAbort = () => this.stop();
+    this.hooks.signal.addEventListener('abort', onAbort, { once: true });
+    const running = new Set<Promise<void>>();
     try {
-      await this.crawler.run();
+      for (;;) {
+        if (this.hooks.signal.aborted || this.stopping) break;
+        if (this.active < this.slots) {
+          const request = await this.queue.fetchNextRequest();
+          if (request) {
+            // handle() never rejects: it settles the request whatever its handler did.
+            const handled = this.handle(request);
+            running.add(handled);
+            void handled.then(() => running.delete(handled));
+            continue;
+          }
+          if (this.active === 0 && !this.hooks.ingesting() && (await this.queue.isFinished())) break;
+        }
+        await this.idle();
+      }
     } finally {
-      clearInterval(watcher);
+      this.hooks.signal.removeEventListener('abort', onAbort);
+      await Promise.all(running);
     }
+  }
+
+  /** Takes no more requests; run() returns once the handlers running now have ended. */
+  stop(): void {
+    this.stopping = true;
+    this.wake?.();
+  }
+
+  private idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, IDLE_POLL_MS);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  /** Runs one request's handler and settles the request: handled, reclaimed for a retry (or the next run), or given up. */
+  private async handle(request: Request): Promise<void> {
+    this.active++;
+    try {
+      if (request.label === SHARD_LABEL) await this.hooks.shard(request.userData as { from: number; to: number });
+      else await this.hooks.page(pageRequest(request));
+      await this.queue.markRequestHandled(request);
+    } catch (error) {
+      await this.failed(request, error as Error).catch(() => {});
+    } finally {
+      this.active--;
+      this.wake?.();
+    }
+  }
+
+  private async failed(request: Request, error: Error): Promise<void> {
+    // Stopping: the request goes back to the queue for the next run, its retries untouched.
+    if (error instanceof Cancelled || this.hooks.signal.aborted) {
+      await this.queue.reclaimRequest(request);
+      return;
+    }
+    request.pushErrorMessage(error);
+    if (request.retryCount < PAGE_RETRIES) {
+      request.retryCount++;
+      await this.queue.reclaimRequest(request);
+      return;
+    }
+    await this.queue.markRequestHandled(request);
+    // A shard's handler settles each image itself; one that throws leaves them pending for the run's last sweep.
+    if (request.label !== SHARD_LABEL) this.hooks.pageGaveUp(pageRequest(request), error);
   }
 
   /**
@@ -149,7 +192,7 @@ export class Crawl {
   }
 
   async teardown(): Promise<void> {
-    await this.crawler?.teardown().catch(() => {});
+    this.stop();
   }
 }
 

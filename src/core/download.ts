@@ -13,7 +13,7 @@ import { HostDown, type KeyedLimiter, type Outcome } from '../http/limits.ts';
 import type { CookieJar } from 'tough-cookie';
 import { normalizeUrl } from './urls.ts';
 import { disambiguate, firstFreeName, nameFromResponse, nameFromUrl, parseNameTemplate, renderName, safeName, safePath, shortHash, splitExt, type NameTemplate } from './naming.ts';
-import type { FoundOn } from './types.ts';
+import { FAILURES_FILE, METADATA_FILE, REPORT_FILE, STATS_FILE, type FoundOn } from './types.ts';
 import { incompleteReason, Tail } from './complete.ts';
 import { SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.ts';
 import { optOutDirective, ROBOTS_MAX_BYTES, ROBOTS_MAX_REDIRECTS, userAgentToken } from './robots.ts';
@@ -145,6 +145,9 @@ export interface DownloadContext extends FetchContext {
   };
 }
 
+/** Files a run writes into its output folder besides images (lower case). */
+const RUN_FILES = new Set([METADATA_FILE, FAILURES_FILE, STATS_FILE, REPORT_FILE]);
+
 const CLAIM_BATCH_MS = 3;
 const CLAIM_BATCH_MAX = 256;
 
@@ -201,6 +204,7 @@ export class NameClaims {
   /** A file named `name` is in the folder, not written by this run: never overwritten. */
   taken(name: string): void {
     this.existing.add(name.toLowerCase());
+    this.foreign = true;
   }
 
   /** True when a file of that name was in the folder when the run started (or appeared since). */
@@ -208,10 +212,16 @@ export class NameClaims {
     return this.existing.has(name.toLowerCase());
   }
 
-  /** True when the folder had (or has since had) a file this run did not write: a fresh folder has none. */
+  /**
+   * True when the folder had (or has since had) a file this run did not write that an image could be named as: a
+   * fresh folder has none (the run's own files, `metadata.jsonl` and the like, never have an image's extension).
+   */
   get anyOnDisk(): boolean {
-    return this.existing.size > 0;
+    this.foreign ??= [...this.existing].some((name) => !RUN_FILES.has(name) && !name.startsWith('.imgdl'));
+    return this.foreign;
   }
+
+  private foreign: boolean | undefined;
 
   private choose(item: Item, base: string, record: ImageRecord, adoptable: string | undefined): string | DownloadError {
     const name = firstFreeName(base, item.url, (name) => {
