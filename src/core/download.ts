@@ -617,6 +617,21 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
     await res.dump();
     throw new DownloadError('too_large', `Content-Length ${expected} is over --max-bytes ${maxBytes}`);
   }
+  // A small body of known length (almost every image) is read in one go, without an iterator step per chunk.
+  const inMemory = ctx.bodyInMemory ?? IN_MEMORY_LIMIT;
+  if (res.whole && expected !== undefined && expected <= inMemory && (maxBytes <= 0 || expected <= maxBytes)) {
+    let body: Buffer;
+    try {
+      const data = await res.whole();
+      body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    } catch (error) {
+      throw bodyError(error, expected);
+    }
+    if (body.length !== expected) throw new DownloadError('truncated', `Got ${body.length} of ${expected} bytes`, { retryable: true });
+    const tail = new Tail();
+    tail.push(body);
+    return settle(res, finalUrl, tmpPath, ctx, { head: body, sniffed: await sniffOrThrow(body), tail, bytes: body.length, sha256: sha256Of(body), onDisk: false });
+  }
   // Small bodies (almost all images) are hashed once, whole, at the end; a body that goes to disk is hashed as it streams.
   let hash: Hash | undefined;
   const chunks: Buffer[] = [];
@@ -662,33 +677,7 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       throw new DownloadError('truncated', `Got ${bytes} of ${expected} bytes`, { retryable: true });
     }
     const head = file ? await readHead(tmpPath!) : Buffer.concat(chunks);
-    sniffed ??= await sniffOrThrow(head);
-    // Content-Length only says the server sent what it announced; the format's end marker says the image is whole.
-    const incomplete = incompleteReason(sniffed.ext, head, tail.bytes, bytes, tail.jpegEndSeen);
-    if (incomplete) throw new DownloadError('truncated', incomplete, { retryable: true });
-    const fetched: Fetched = {
-      finalUrl,
-      disposition: header(res.headers, 'content-disposition'),
-      servedType: header(res.headers, 'content-type'),
-      sniffed,
-      bytes,
-      sha256: hash ? hash.digest('hex') : sha256Of(head),
-      head: head.length > HEAD_KEEP ? head.subarray(0, HEAD_KEEP) : head,
-    };
-    // Fetched into memory: the whole body is the result, nothing goes to disk.
-    if (tmpPath === undefined) return { ...fetched, body: head };
-    // Kept in memory for the caller (image processing reads it from there), which writes it if it needs a file.
-    if (!file && ctx.bodyInMemory !== undefined) return { ...fetched, body: head };
-    if (!file) {
-      // Written on libuv's threads, not the main one: creating a file waits on the file system's journal, which on a
-      // busy or slow disk takes milliseconds during which a synchronous call would stop every download.
-      try {
-        await writeFileAsync(tmpPath, head);
-      } catch (error) {
-        throw new DownloadError('write_failed', `Could not write the temporary file: ${(error as Error).message}`, { cause: error });
-      }
-    }
-    return fetched;
+    return await settle(res, finalUrl, tmpPath, ctx, { head, sniffed: sniffed ?? (await sniffOrThrow(head)), tail, bytes, sha256: hash ? hash.digest('hex') : sha256Of(head), onDisk: file !== undefined });
   } catch (error) {
     // Stop reading: destroying the body closes this connection instead of draining a body we refused.
     await iterator.return?.().catch(() => {});
@@ -696,6 +685,47 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
   } finally {
     await file?.close().catch(() => {});
   }
+}
+
+/**
+ * The end of a body read: its completeness checked, then the Fetched result, with the body in memory (`body`) or in
+ * the temporary file (written here unless it streamed there already: `onDisk`). `head` is the whole body unless
+ * onDisk (then its first HEAD_KEEP bytes).
+ */
+async function settle(
+  res: HttpResponse,
+  finalUrl: URL,
+  tmpPath: string | undefined,
+  ctx: FetchContext,
+  read: { head: Buffer; sniffed: Sniffed; tail: Tail; bytes: number; sha256: string; onDisk: boolean },
+): Promise<Fetched> {
+  const { head, sniffed, tail, bytes } = read;
+  // Content-Length only says the server sent what it announced; the format's end marker says the image is whole.
+  const incomplete = incompleteReason(sniffed.ext, head, tail.bytes, bytes, tail.jpegEndSeen);
+  if (incomplete) throw new DownloadError('truncated', incomplete, { retryable: true });
+  const fetched: Fetched = {
+    finalUrl,
+    disposition: header(res.headers, 'content-disposition'),
+    servedType: header(res.headers, 'content-type'),
+    sniffed,
+    bytes,
+    sha256: read.sha256,
+    head: head.length > HEAD_KEEP ? head.subarray(0, HEAD_KEEP) : head,
+  };
+  // Fetched into memory: the whole body is the result, nothing goes to disk.
+  if (tmpPath === undefined) return { ...fetched, body: head };
+  // Kept in memory for the caller (image processing reads it from there), which writes it if it needs a file.
+  if (!read.onDisk && ctx.bodyInMemory !== undefined) return { ...fetched, body: head };
+  if (!read.onDisk) {
+    // Written on libuv's threads, not the main one: creating a file waits on the file system's journal, which on a
+    // busy or slow disk takes milliseconds during which a synchronous call would stop every download.
+    try {
+      await writeFileAsync(tmpPath, head);
+    } catch (error) {
+      throw new DownloadError('write_failed', `Could not write the temporary file: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  return fetched;
 }
 
 /** crypto.hash (Node 20.12+, 21.7+): one call for a whole small body, several times cheaper than a Hash object. */
