@@ -60,7 +60,7 @@ export type HttpClientKind = 'undici' | 'fetch';
  */
 export function undiciUsable(mod: Partial<Undici> | undefined = undici): boolean {
   const proto = (mod?.Agent as { prototype?: Record<string, unknown> } | undefined)?.prototype;
-  return typeof mod?.request === 'function' && proto !== undefined && ['dispatch', 'destroy', 'close'].every((k) => typeof proto[k] === 'function');
+  return proto !== undefined && ['dispatch', 'request', 'destroy', 'close'].every((k) => typeof proto[k] === 'function');
 }
 
 /**
@@ -102,7 +102,7 @@ export function runClientOptions(
 }
 
 /** undici with keep-alive connection reuse; one Agent for the whole run (and one ProxyAgent per proxy). */
-function undiciClient({ Agent, Pool, ProxyAgent, request }: Undici, options: HttpClientOptions): HttpClient {
+function undiciClient({ Agent, Pool, ProxyAgent }: Undici, options: HttpClientOptions): HttpClient {
   const pool = {
     pipelining: 1,
     keepAliveTimeout: 10_000,
@@ -149,7 +149,9 @@ function undiciClient({ Agent, Pool, ProxyAgent, request }: Undici, options: Htt
       if (proxy !== undefined && options.blockPrivateNetwork) await checkResolvedHost(url, { strict: true });
       let res: undici.Dispatcher.ResponseData;
       try {
-        res = await request(url, { method, dispatcher: proxy === undefined ? agent : proxies.get(proxy)!, signal, headers, ...(body !== undefined ? { body } : {}) });
+        // Dispatcher's own request() (undici's `request(url, { dispatcher })` is a wrapper that parses the URL again).
+        const dispatcher = proxy === undefined ? agent : proxies.get(proxy)!;
+        res = await dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method, signal, headers, ...(body !== undefined ? { body } : {}) });
       } catch (error) {
         throw proxy === undefined || signal.aborted ? error : (proxyError(error, proxy, url) ?? error);
       }
