@@ -148,7 +148,7 @@ export interface DownloadContext extends FetchContext {
 /** Files a run writes into its output folder besides images (lower case). */
 const RUN_FILES = new Set([METADATA_FILE, FAILURES_FILE, STATS_FILE, REPORT_FILE]);
 
-const CLAIM_BATCH_MS = 3;
+const CLAIM_BATCH_MS = 8;
 const CLAIM_BATCH_MAX = 256;
 
 /**

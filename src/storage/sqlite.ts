@@ -118,6 +118,9 @@ function statement(native: NativeStatement): SqlStatement {
 
 function wrap(driver: Driver, db: NativeDb): SqlDatabase {
   let depth = 0;
+  // Prepared once: exec() parses its SQL on every call, and a run commits thousands of small transactions.
+  let control: { begin: NativeStatement; commit: NativeStatement } | undefined;
+  const begin = () => (control ??= { begin: db.prepare('BEGIN IMMEDIATE'), commit: db.prepare('COMMIT') }).begin.run();
   return {
     driver,
     exec: (sql) => void db.exec(sql),
@@ -126,11 +129,11 @@ function wrap(driver: Driver, db: NativeDb): SqlDatabase {
     transaction<T>(fn: () => T): T {
       // Nested calls join the outer transaction.
       if (depth > 0) return fn();
-      db.exec('BEGIN IMMEDIATE');
+      begin();
       depth++;
       try {
         const result = fn();
-        db.exec('COMMIT');
+        control!.commit.run();
         return result;
       } catch (error) {
         // A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) may already have rolled back: a second error from ROLLBACK
