@@ -337,6 +337,22 @@ export class WebDatasetSink implements OutputSink {
 
   /** The open shard, renamed into place with its index, ended; the next one is opened on the next sample. */
   private async complete(): Promise<void> {
+    this.completing = true;
+    try {
+      await this.completeShard();
+    } finally {
+      this.completing = false;
+      // Failures and duplicates noted meanwhile go into the index of the shard open now (the next one, unless this
+      // completion failed).
+      for (const line of this.held.splice(0)) this.note(line);
+    }
+  }
+
+  /** True while the open shard is being completed: its index is renamed already, so lines wait (see note()). */
+  private completing = false;
+  private readonly held: IndexLine[] = [];
+
+  private async completeShard(): Promise<void> {
     const n = this.state.shard;
     const file = await this.open();
     await file.truncate(this.state.length);
@@ -364,6 +380,12 @@ export class WebDatasetSink implements OutputSink {
 
   /** A failure or duplicate line, into the open shard's index. */
   private note(line: IndexLine): void {
+    // The shard being completed has its index renamed into place (or about to be): a line appended under its part
+    // name now would create a second index part that no completion ever renames.
+    if (this.completing) {
+      this.held.push(line);
+      return;
+    }
     try {
       fs.appendFileSync(this.path(this.state.shard, 'jsonl', true), JSON.stringify(line) + '\n');
     } catch {
