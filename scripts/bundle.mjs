@@ -3,7 +3,7 @@
 // run's start-up). Only the CLI runs from here; the library's exports stay the unbundled dist/src (a library must not
 // ship copies of its dependencies). See docs/architecture.md, "Start-up".
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,7 +68,9 @@ const litePackages = {
 };
 const outdir = `${root}dist/cli`;
 rmSync(outdir, { recursive: true, force: true });
-await build({
+const result = await build({
+  // IMGDL_BUNDLE_META=1 writes esbuild's metafile (which package went into which chunk) next to the bundle.
+  metafile: process.env.IMGDL_BUNDLE_META === '1',
   absWorkingDir: root,
   entryPoints: { main: 'src/cli/main.ts', index: 'src/index.ts', plugin: 'src/plugin/index.ts', html: 'src/plugin/html.ts' },
   outdir,
@@ -91,3 +93,4 @@ await build({
   // Bundled CommonJS dependencies call require() for Node's own modules.
   banner: { js: "import { createRequire as __imgdlRequire } from 'node:module'; const require = __imgdlRequire(import.meta.url);" },
 });
+if (result.metafile) writeFileSync(`${outdir}/meta.json`, JSON.stringify(result.metafile));

@@ -153,12 +153,17 @@ function slowFirstImage(plugins: PluginRun[], kase: PluginCase): TargetCheck {
   return { target, verdict: verdict(own.firstImageSeconds <= 6), detail: `${own.firstImageSeconds.toFixed(2)} s${floor}` };
 }
 
-export function checkTargets(runs: ToolRun[], scale: ScaleRun | null, plugins: PluginRun[] = []): TargetCheck[] {
+export function checkTargets(runs: ToolRun[], scale: ScaleRun | null, plugins: PluginRun[] = [], label = ''): TargetCheck[] {
   const find: Lookup = (workload, tool) => runs.find((r) => r.workload === workload && r.tool === tool);
-  return [
-    versusPeer(find, 'W1', 'aiohttp-gather', 1, 'imagesPerSec'),
+  const checks = [
+    // Issue 12: faster than the seeds' script on any machine, within reach of the raw undici loop.
+    versusPeer(find, 'W1', 'aiohttp-gather', 1.3, 'imagesPerSec'),
+    versusPeer(find, 'W1', 'undici-loop', 0.85, 'imagesPerSec'),
+    versusPeerCost(find, 'W1', 'undici-loop', 1.25, 'CPU per image', (r) => r.cpuMsPerImage, 'ms'),
+    versusPeerCost(find, 'W1', 'undici-loop', 1.2, 'peak RSS', (r) => r.peakRssMb, 'MB'),
     versusPeer(find, 'W1', 'aria2c', 3, 'imagesPerSec'),
     latencyBound(find, 'W2', CONCURRENCY),
+    bestPeerInRun(find, 'W2', ['undici-loop', 'aiohttp-gather'], 0.9),
     latencyBound(find, 'W7', HIGH_CONCURRENCY),
     versusPeer(find, 'W3', 'aria2c', 1, 'mbPerSec'),
     imgdlBound(find, 'W3', 'W3 imgdl peak RSS < 150 MB', (r) => r.peakRssMb, (v) => v < 150, 'MB'),
@@ -172,4 +177,84 @@ export function checkTargets(runs: ToolRun[], scale: ScaleRun | null, plugins: P
     slowBound(plugins, 'gallery'),
     slowFirstImage(plugins, 'gallery'),
   ];
+  return label ? checks.map((c) => ({ ...c, target: `${c.target} ${label}` })) : checks;
+}
+
+/** imgdl's cost (CPU per image, memory) against `factor` × a peer's: lower is better. */
+function versusPeerCost(
+  find: Lookup,
+  workload: WorkloadId,
+  peer: ToolName,
+  factor: number,
+  what: string,
+  measure: (run: ToolRun) => number | null,
+  unit: string,
+): TargetCheck {
+  const target = `${workload} imgdl ${what} ≤ ${factor}× ${peer}'s`;
+  const own = find(workload, 'imgdl');
+  const other = find(workload, peer);
+  const why = usable(own, 'imgdl') ?? usable(other, peer);
+  if (why || !own || !other) return { target, verdict: 'n/a', detail: why ?? '' };
+  const mine = measure(own);
+  const theirs = measure(other);
+  if (mine === null || theirs === null) return { target, verdict: 'n/a', detail: 'not measured (GNU time missing)' };
+  return { target, verdict: verdict(mine <= factor * theirs), detail: `${mine.toFixed(3)} vs ${theirs.toFixed(3)} ${unit} (×${(mine / theirs).toFixed(2)})` };
+}
+
+/** imgdl's in-run rate against `factor` × the best in-run rate of `peers` (latency-bound workloads). */
+function bestPeerInRun(find: Lookup, workload: WorkloadId, peers: ToolName[], factor: number): TargetCheck {
+  const target = `${workload} imgdl in-run images/s ≥ ${factor}× the best of ${peers.join(', ')}`;
+  const own = find(workload, 'imgdl');
+  const why = usable(own, 'imgdl');
+  if (why || !own || own.inRunImagesPerSec === null) return { target, verdict: 'n/a', detail: why ?? 'no in-run rate' };
+  const rates = peers.map((p) => find(workload, p)).filter((r): r is ToolRun => r?.status === 'ok' && r.inRunImagesPerSec !== null);
+  if (rates.length === 0) return { target, verdict: 'n/a', detail: `none of ${peers.join(', ')} ran` };
+  const best = rates.reduce((a, b) => (b.inRunImagesPerSec! > a.inRunImagesPerSec! ? b : a));
+  const need = factor * best.inRunImagesPerSec!;
+  return { target, verdict: verdict(own.inRunImagesPerSec >= need), detail: `${own.inRunImagesPerSec.toFixed(1)} vs ${need.toFixed(1)} (${best.tool} ${best.inRunImagesPerSec!.toFixed(1)})` };
+}
+
+/**
+ * One run per workload and tool standing for the pinned pass's rounds: each figure the median of the rounds' (a
+ * tool that failed in any round counts as failed), so a target is judged on medians, not on one run.
+ */
+export function medianRuns(runs: ToolRun[]): ToolRun[] {
+  const groups = new Map<string, ToolRun[]>();
+  for (const run of runs) {
+    const key = `${run.workload}/${run.tool}`;
+    groups.set(key, [...(groups.get(key) ?? []), run]);
+  }
+  const med = (values: Array<number | null>): number | null => {
+    const v = values.filter((x): x is number => x !== null).sort((a, b) => a - b);
+    if (v.length === 0) return null;
+    const mid = Math.floor(v.length / 2);
+    return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  };
+  return [...groups.values()].map((group) => {
+    const failed = group.find((r) => r.status !== 'ok');
+    if (failed) return failed;
+    return {
+      ...group[0]!,
+      imagesPerSec: med(group.map((r) => r.imagesPerSec))!,
+      mbPerSec: med(group.map((r) => r.mbPerSec))!,
+      inRunImagesPerSec: med(group.map((r) => r.inRunImagesPerSec)),
+      peakRssMb: med(group.map((r) => r.peakRssMb))!,
+      cpuMsPerImage: med(group.map((r) => r.cpuMsPerImage)),
+    };
+  });
+}
+
+/** The pinned pass's plugin runs: per workload, case and tool, the round with the median wall time. */
+export function medianPluginRuns(runs: PluginRun[]): PluginRun[] {
+  const groups = new Map<string, PluginRun[]>();
+  for (const run of runs) {
+    const key = `${run.workload}/${run.case}/${run.tool}`;
+    groups.set(key, [...(groups.get(key) ?? []), run]);
+  }
+  return [...groups.values()].map((group) => {
+    const failed = group.find((r) => r.status !== 'ok');
+    if (failed) return failed;
+    const sorted = [...group].sort((a, b) => a.seconds - b.seconds);
+    return sorted[Math.floor((sorted.length - 1) / 2)]!;
+  });
 }
