@@ -155,24 +155,37 @@ function undiciClient({ Agent, Pool, ProxyAgent }: Undici, options: HttpClientOp
       } catch (error) {
         throw proxy === undefined || signal.aborted ? error : (proxyError(error, proxy, url) ?? error);
       }
-      return {
-        status: res.statusCode,
-        headers: res.headers as Record<string, string | string[] | undefined>,
-        body: res.body,
-        whole: async () => new Uint8Array(await res.body.arrayBuffer()),
-        dump: async () => {
-          try {
-            await res.body.dump({ limit: 64 * 1024 });
-          } catch {
-            // Nothing to keep from a body we are discarding.
-          }
-        },
-      };
+      return new UndiciResponse(res);
     },
     async close() {
       await Promise.all(dispatchers.map((d) => d.destroy()));
     },
   };
+}
+
+/** A response of undici's: a class rather than an object of closures made for every response (thousands a second). */
+class UndiciResponse implements HttpResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: undici.Dispatcher.ResponseData['body'];
+
+  constructor(res: undici.Dispatcher.ResponseData) {
+    this.status = res.statusCode;
+    this.headers = res.headers as Record<string, string | string[] | undefined>;
+    this.body = res.body;
+  }
+
+  async whole(): Promise<Uint8Array> {
+    return new Uint8Array(await this.body.arrayBuffer());
+  }
+
+  async dump(): Promise<void> {
+    try {
+      await this.body.dump({ limit: 64 * 1024 });
+    } catch {
+      // Nothing to keep from a body we are discarding.
+    }
+  }
 }
 
 export function header(headers: HttpResponse['headers'], name: string): string | undefined {
