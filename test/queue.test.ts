@@ -1,16 +1,18 @@
 // One run over many processes through BullMQ on a real redis-server (Debian's package), started by this file on a
 // free 127.0.0.1 port: a coordinator (`imgdl get --queue`) and `imgdl worker`s against a local origin, with a
-// worker killed mid-shard, a worker started late (which must take a shard), and Redis stopped and restarted mid-run.
-// Checked by the files:
+// worker killed mid-shard, a worker started late (which must take a shard), Redis stopped and restarted mid-run, and
+// --layout webdataset (a tar shard per job). Checked by the files:
 // the exact file set, one record per URL, sha256 and size per record, no duplicate, and refetches counted at the
 // origin. Without redis-server the tests say so and skip, except under CI (CI=true), where they fail.
 // Run: node --import tsx --test test/queue.test.ts
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runCli, tmpDir } from './helpers/cli.ts';
+import { readJsonl, runCli, tmpDir } from './helpers/cli.ts';
+import { tarMembers } from './helpers/tar.ts';
 import { assertFolder } from './helpers/invariants.ts';
 import { png } from './helpers/images.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
@@ -176,6 +178,54 @@ test('an unreachable Redis is one line and exit 2, before any work; so is a --qu
   const bad = await runCli(['get', 'list.txt', '--queue', 'http://127.0.0.1:6379'], { cwd: dir });
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^imgdl: Expected `--queue` to be a Redis URL like redis:\/\/host:6379\/0/);
+});
+
+test('--layout webdataset with --queue: each job is one tar shard of its own in the run folder, with the samples, keys and bytes of a local run', { skip, timeout: 240_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'wds', 100);
+  const local = await runCli(['get', 'list.txt', '--out', 'local', '--layout', 'webdataset', '--shard-size', '25', '-c', '4', '--json'], { cwd: dir, timeoutMs: 120_000 });
+  assert.equal(local.code, 0, local.stderr);
+  const q = redis!.url;
+  // A job may not hold more than a tar shard: refused before any work.
+  const big = await runCli(['get', 'list.txt', '--out', 'big', '--queue', q, '--layout', 'webdataset', '--shard-size', '25', '--job-size', '50'], { cwd: dir });
+  assert.equal(big.code, 2, big.stderr);
+  assert.match(big.stderr, /^imgdl: Expected `--job-size` to be at most `--shard-size` \(25\) with `--layout` webdataset: each job is one tar shard; got 50\n$/);
+  assert.equal(fs.existsSync(path.join(dir, 'big')), false);
+
+  const coordinator = imgdl(['get', 'list.txt', '--out', 'dist', '--queue', q, '--layout', 'webdataset', '--shard-size', '25', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  await enqueued(coordinator);
+  const workers = [1, 2].map(() => imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir));
+  assert.equal(await coordinator.exit, 0, coordinator.stderr());
+  for (const w of workers) assert.equal(await w.exit, 0, w.stderr());
+  const summary = JSON.parse(coordinator.stdout()) as { downloaded: number; failed: number; pending: number; shards: { total: number } };
+  assert.deepEqual([summary.downloaded, summary.failed, summary.pending, summary.shards.total], [100, 0, 0, 4]);
+
+  const dist = path.join(dir, 'dist');
+  const shardFiles = fs.readdirSync(dist).filter((n) => /^\d{5}\.(tar|jsonl)/.test(n)).sort();
+  assert.deepEqual(shardFiles, ['00000.jsonl', '00000.tar', '00001.jsonl', '00001.tar', '00002.jsonl', '00002.tar', '00003.jsonl', '00003.tar'], 'one tar and index per job, no part file');
+  assert.deepEqual(fs.readdirSync(dist).filter((n) => n.startsWith('.')), [], 'no shard folder, lock or temporary file left');
+  type WRec = { url: string; file: string; key: string; sha256: string; bytes: number };
+  const records = readJsonl<WRec>(path.join(dist, 'metadata.jsonl'));
+  assert.deepEqual(records.map((r) => r.url).sort(), [...urls].sort(), 'one record per URL');
+  const tars = new Map<string, Map<string, Buffer>>();
+  for (const t of ['00000.tar', '00001.tar', '00002.tar', '00003.tar']) tars.set(t, await tarMembers(path.join(dist, t)));
+  for (const r of records) {
+    const [tarName, member] = r.file.split('/') as [string, string];
+    assert.equal(member, `${r.key}.png`, `${r.url}: the sample is named by its key`);
+    const bytes = tars.get(tarName)?.get(member);
+    assert.ok(bytes, `${r.file} is in its tar`);
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), r.sha256, `${r.file}: the record's sha256`);
+    assert.ok(tars.get(tarName)!.has(`${r.key}.json`), `${r.key}.json beside it`);
+  }
+  for (const [t, members] of tars) {
+    assert.equal([...members.keys()].filter((m) => m.endsWith('.png')).length, 25, `${t} holds one job: 25 samples`);
+    const lines = readJsonl<{ status: string }>(path.join(dist, t.replace('.tar', '.jsonl')));
+    assert.equal(lines.filter((l) => l.status === 'success').length, 25, `${t}'s index`);
+  }
+  // Job n holds the images n*25+1 … n*25+25 of the list, under the keys a local run gives them.
+  assert.deepEqual([...tars.get('00001.tar')!.keys()].filter((m) => m.endsWith('.png')).sort(), Array.from({ length: 25 }, (_, i) => `${String(26 + i).padStart(9, '0')}.png`));
+  const localByUrl = new Map(readJsonl<WRec>(path.join(dir, 'local', 'metadata.jsonl')).map((r) => [r.url, r]));
+  for (const r of records) assert.deepEqual([r.key, r.sha256, r.bytes], [localByUrl.get(r.url)!.key, localByUrl.get(r.url)!.sha256, localByUrl.get(r.url)!.bytes], `${r.url}: as in a local run`);
 });
 
 test('--per-host and --rate hold across all workers together (a limiter shared through Redis)', { skip, timeout: 240_000 }, async () => {
