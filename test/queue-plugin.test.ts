@@ -7,10 +7,12 @@
 // Run: node --import tsx --test test/queue-plugin.test.ts
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readJsonl, runCli, tmpDir } from './helpers/cli.ts';
 import { assertFolder } from './helpers/invariants.ts';
+import { tarMembers } from './helpers/tar.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { imgdl, redisMissing, refetches, runIn, startRedis, until, type RedisServer } from './helpers/redis.ts';
 
@@ -144,4 +146,41 @@ test('run gallery --queue: the coordinator killed with SIGKILL mid-crawl and sta
   assert.ok(refetches(origin!, '/kill/') <= CHAINS, `pages fetched again: ${refetches(origin!, '/kill/')}, at most ${CHAINS} in flight`);
   // Images: at most those the killed coordinator was downloading itself (-c 4).
   assert.ok(refetches(origin!, '/img/kill-') <= 4, `images fetched again: ${refetches(origin!, '/img/kill-')}, at most 4 in flight`);
+});
+
+test('run gallery --queue --layout webdataset: a tar shard per job, samples keyed by their id in the run as a local run keys them, with its bytes', { skip, timeout: 240_000 }, async () => {
+  const dir = tmpDir();
+  const { starts, images } = site('wds', 20);
+  const local = await runCli(['run', 'gallery', ...starts, '--out', 'local', '-c', '4', '--layout', 'webdataset', '--shard-size', '20'], { cwd: dir, timeoutMs: 120_000 });
+  assert.equal(local.code, 0, local.stderr);
+  const q = redis!.url;
+  const coordinator = imgdl(['run', 'gallery', ...starts, '--out', 'dist', '--queue', q, '--layout', 'webdataset', '--shard-size', '20', '-c', '4', '--lock-duration', LOCK, '--json'], dir);
+  await runIn(q, coordinator, 'a first shard', (m) => Number(m['shards'] ?? 0) >= 1);
+  const worker = imgdl(['worker', '--queue', q, '-c', '4', '--exit-when-idle', '--lock-duration', LOCK], dir);
+  assert.equal(await coordinator.exit, 0, coordinator.stderr());
+  assert.equal(await worker.exit, 0, worker.stderr());
+  const summary = JSON.parse(coordinator.stdout()) as { downloaded: number; shards: { total: number } };
+  assert.equal(summary.downloaded, images.length);
+  const dist = path.join(dir, 'dist');
+  const tars = fs.readdirSync(dist).filter((n) => /^\d{5}\.tar$/.test(n)).sort();
+  assert.equal(tars.length, summary.shards.total, 'one tar per job');
+  assert.deepEqual(fs.readdirSync(dist).filter((n) => n.endsWith('.part') || n.startsWith('.')), [], 'no part file, shard folder or lock left');
+  type WRec = { url: string; file: string; key: string; sha256: string };
+  const records = readJsonl<WRec>(path.join(dist, 'metadata.jsonl'));
+  assert.deepEqual(records.map((r) => r.url).sort(), [...images].sort(), 'one record per image');
+  const members = new Map<string, Map<string, Buffer>>();
+  for (const t of tars) members.set(t, await tarMembers(path.join(dist, t)));
+  const localByUrl = new Map(readJsonl<WRec>(path.join(dir, 'local', 'metadata.jsonl')).map((r) => [r.url, r]));
+  for (const r of records) {
+    const [tarName, member] = r.file.split('/') as [string, string];
+    const bytes = members.get(tarName)?.get(member);
+    assert.ok(bytes, `${r.file} is in its tar`);
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), r.sha256, `${r.file}: the record's sha256`);
+    assert.equal(r.sha256, localByUrl.get(r.url)!.sha256, `${r.url}: the bytes of a local run`);
+    assert.equal(member, `${r.key}.png`, `${r.url}: its sample is named by its key`);
+  }
+  // Keys are the images' ids in the run, in the order pages were handled (which differs between any two runs whose
+  // pages are crawled concurrently): the same set of keys as a local run, each once.
+  assert.equal(new Set(records.map((r) => r.key)).size, images.length, 'every key once');
+  assert.deepEqual(records.map((r) => r.key).sort(), [...localByUrl.values()].map((r) => r.key).sort(), 'the keys of a local run');
 });
