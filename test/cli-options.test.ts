@@ -97,7 +97,7 @@ test('the parseArgs options of each command: every flag and alias of before, and
     quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' }, 'no-report': b,
   };
   assert.deepEqual(parseArgsOptions('get'), { ...shared, 'input-format': s, 'url-col': s, 'caption-col': s, 'save-cols': s, queue: s, 'job-size': s, 'lock-duration': s });
-  assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b, name: s, archive: s, update: b });
+  assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b, name: s, archive: s, update: b, queue: s, 'job-size': s, 'lock-duration': s });
   assert.deepEqual(parseArgsOptions('worker'), { queue: s, 'exit-when-idle': b, 'lock-duration': s, concurrency: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } });
 });
 

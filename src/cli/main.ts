@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
-import { get, type GetOptions } from '../get.ts';
+import { get } from '../get.ts';
 import { commandLine, envHttp, envProxy, envStorage, exitStatus, note, onSignals } from './common.ts';
 import { asFlags, commandHelp, libraryOptions, parseArgsOptions } from './options.ts';
-import { formatSummary, showProgress } from './progress.ts';
+import { formatSummary, queueReporting, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
 import { cmdNew, cmdPlugins, cmdRun, NEW_HELP, PLUGINS_HELP, RUN_HELP } from './plugin-commands.ts';
 import type { Summary } from '../core/engine.ts';
@@ -25,8 +25,9 @@ Exit status: 0 all saved, 1 some failed, 2 bad usage or unreadable list, 75 stop
 
 export const WORKER_HELP = `Usage: imgdl worker --queue redis://HOST:PORT/DB [options]
 
-Takes shards of any run spread through that Redis (\`imgdl get LIST --queue …\`) and downloads them into each run's
-output folder (which this machine must reach at the same path). A worker that dies loses nothing: its shard goes
+Takes shards of any run spread through that Redis (\`imgdl get LIST --queue …\`, \`imgdl run PLUGIN … --queue …\`: a
+plugin's images carry what saving them needs, the plugin's code is not loaded here) and downloads them into each
+run's output folder (which this machine must reach at the same path). A worker that dies loses nothing: its shard goes
 to another worker once its lock lapses, and that worker skips the images already saved. Ctrl-C hands the shard in
 hand back to the queue.
 
@@ -126,18 +127,6 @@ async function cmdGet(args: string[]): Promise<number> {
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
   if (!quiet) note(formatSummary(summary));
   return exitStatus(summary, commandLine(['get', ...args]));
-}
-
-/** A distributed run's progress: one line every 5 s on stderr (the whole run's counts, not this process's). */
-function queueReporting(): Pick<GetOptions, 'onQueueProgress'> {
-  let last = 0;
-  return {
-    onQueueProgress: (p) => {
-      if (Date.now() - last < 5000) return;
-      last = Date.now();
-      note(`${p.run}: shards ${p.shardsDone}/${p.shards} done${p.shardsFailed ? `, ${p.shardsFailed} failed` : ''}; images ${p.saved} saved, ${p.failed} failed of ${p.total}; ${p.workers} workers; ${(p.elapsedMs / 1000).toFixed(0)} s`);
-    },
-  };
 }
 
 async function cmdWorker(args: string[]): Promise<number> {

@@ -57,15 +57,21 @@ export const CLI_OPTIONS = [
       : `output folder (default: ${plugin !== undefined ? `${plugin}/` : 'named after the plugin, e.g. flags/'})`,
   },
   {
-    flag: 'queue', type: 'string', arg: 'URL', key: 'queue', commands: ['get', 'worker'],
+    flag: 'queue', type: 'string', arg: 'URL', key: 'queue', commands: ['get', 'run', 'worker'],
     help: ({ command }) =>
       command === 'get' ? 'spread the run over every `imgdl worker` on this Redis (redis://host:6379/0); this process works on it too'
+      : command === 'run' ? 'spread the images over every `imgdl worker` on this Redis (redis://host:6379/0); pages are crawled here, this process downloads too'
       : 'the Redis whose queue to take shards from (redis://host:6379/0)',
   },
-  { flag: 'job-size', type: 'string', arg: 'N', key: 'jobSize', commands: ['get'], help: 'with --queue: URLs per job, the share of the run a worker takes at a time (default 10000)' },
+  {
+    flag: 'job-size', type: 'string', arg: 'N', key: 'jobSize', commands: ['get', 'run'],
+    help: ({ command }) =>
+      command === 'get' ? 'with --queue: URLs per job, the share of the run a worker takes at a time (default 10000)'
+      : 'with --queue: images per job (a job is sent once it has N images, or 1 s after its first was found; default 10000)',
+  },
   { flag: 'exit-when-idle', type: 'boolean', key: 'exitWhenIdle', commands: ['worker'], help: 'leave once no shard of any run is waiting or active (after a 3 s grace)' },
   {
-    flag: 'lock-duration', type: 'string', arg: 'SECONDS', key: 'lockDuration', commands: ['get', 'worker'],
+    flag: 'lock-duration', type: 'string', arg: 'SECONDS', key: 'lockDuration', commands: ['get', 'run', 'worker'],
     help: "with --queue: a worker's hold on a shard lasts this long unrenewed; a dead worker's shard is retaken after 1-2 of these (default 30)",
   },
   { flag: 'concurrency', short: 'c', type: 'string', arg: 'N', key: 'concurrency', commands: ['get', 'run', 'worker'], help: `downloads at once (default ${DEFAULTS.concurrency})` },

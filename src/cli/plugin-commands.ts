@@ -9,7 +9,7 @@ import { runPlugin, stderrLog } from '../plugin/run.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues } from '../plugin/types.ts';
 import { commandLine, envDebug, envHttp, envProxy, envStorage, exitStatus, note, onSignals } from './common.ts';
 import { commandHelp, libraryOptions, parseArgsOptions } from './options.ts';
-import { formatSummary, showProgress } from './progress.ts';
+import { formatSummary, queueReporting, showProgress } from './progress.ts';
 
 const RUN_OPTIONS_HELP = `Run options:
 ${commandHelp('run')}`;
@@ -99,6 +99,7 @@ export async function cmdRun(args: string[]): Promise<number> {
       onStart: (engine) => {
         if (!quiet && (!json || process.stderr.isTTY)) endProgress = showProgress(engine);
       },
+      ...(flags.queue !== undefined && !quiet ? queueReporting() : {}),
     });
   } finally {
     endProgress?.();

@@ -2,6 +2,8 @@ import cliProgress from 'cli-progress';
 import bytes from 'bytes';
 import type { Progress, RunHandle, Summary } from '../core/engine.ts';
 import { REASON_CODES } from '../errors.ts';
+import type { QueueProgress } from '../queue/coordinator.ts';
+import { note } from './common.ts';
 
 /** A progress bar on a terminal, a quiet line every few seconds otherwise. Both on stderr. */
 export function showProgress(engine: RunHandle, stream: NodeJS.WriteStream = process.stderr): () => void {
@@ -95,4 +97,16 @@ function byCode(counts: Partial<Record<string, number>>): string {
     .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');
+}
+
+/** A distributed run's progress (get or run with --queue): one line every 5 s on stderr (the whole run's counts, not this process's). */
+export function queueReporting(): { onQueueProgress: (progress: QueueProgress) => void } {
+  let last = 0;
+  return {
+    onQueueProgress: (p) => {
+      if (Date.now() - last < 5000) return;
+      last = Date.now();
+      note(`${p.run}: shards ${p.shardsDone}/${p.shards} done${p.shardsFailed ? `, ${p.shardsFailed} failed` : ''}; images ${p.saved} saved, ${p.failed} failed of ${p.total}; ${p.workers} workers; ${(p.elapsedMs / 1000).toFixed(0)} s`);
+    },
+  };
 }

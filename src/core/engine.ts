@@ -64,7 +64,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     this.http = spec.http ?? createHttpClient(runClientOptions(spec.options, spec.httpKind));
     this.metadata = new MetadataLog(path.join(spec.outDir, METADATA_FILE), store, (error, file) => this.stopIfDiskFull(error, file));
     this.crawl = new Crawl(store, spec.options.concurrency, {
-      shard: (range) => this.images!.shard(range),
+      shard: (range) => (spec.forward ? spec.forward(range, (from, to) => store.pendingInRange(from, to)) : this.images!.shard(range)),
       page: (request) => this.pages!.handle(request),
       pageGaveUp: (request, error) => this.pages!.gaveUp(request, error),
       ingesting: () => this.tally.ingesting,
@@ -86,7 +86,7 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
   /** Opens a run (see openRun: folders checked, locks taken, state forgotten if asked) without starting it. */
   static async open(spec: RunSpec): Promise<Engine> {
     // sharp (for processing) is loaded first: a missing one is a usage error before anything is locked or written.
-    const makeOutput = await datasetFactory(spec.options, spec.outDir);
+    const makeOutput = await datasetFactory(spec.options, spec.filesDir ?? spec.outDir, spec.tarShard);
     const { store, release } = await openRun(spec);
     return new Engine(spec, store, release, makeOutput?.(store));
   }

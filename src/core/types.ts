@@ -6,6 +6,7 @@ import type { ProxySettings } from '../http/proxy.ts';
 import type { KeyedLimiter } from '../http/limits.ts';
 import type { DiskStop } from '../storage/disk.ts';
 import type { DownloadSettings, ImageRecord, Page } from './download.ts';
+import type { Item } from '../storage/state.ts';
 import { OPT_OUT_DIRECTIVES } from './robots.ts';
 import type { ProcessSpec } from '../process/image.ts';
 
@@ -308,4 +309,15 @@ export interface RunSpec {
   hosts?: KeyedLimiter;
   /** An HTTP client to use instead (tests); the run closes it at the end. */
   http?: HttpClient;
+  /**
+   * A distributed run's coordinator (`run <plugin> --queue`, src/queue/plugin.ts): each shard of images is handed to
+   * this instead of being downloaded here (the shard counts as handled once it resolves; its images stay pending in
+   * this store, the workers save them). `pending(from, to)` reads the pending images of any id range.
+   */
+  forward?: (range: { from: number; to: number }, pending: (from: number, to: number) => Item[]) => Promise<void>;
+  /**
+   * A job of a distributed run with `layout: webdataset`: its samples go into the one tar shard of this number, in
+   * `filesDir` beside the other jobs' shards.
+   */
+  tarShard?: number;
 }

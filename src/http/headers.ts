@@ -90,6 +90,24 @@ export function parseCookiesTxt(text: string, option = 'cookies'): Cookie[] {
   return cookies;
 }
 
+/**
+ * `jar` (or a new one) with cookies given as `Cookie:` lines per URL (`{ 'https://example.org/': 'a=1; b=2' }`, a
+ * plugin's `http.cookies`). A UsageError naming `where` when one cannot be set.
+ */
+export function addCookieLines(jar: CookieJar | undefined, cookies: Readonly<Record<string, string>>, where: string): CookieJar {
+  const into = jar ?? new CookieJar(undefined, { rejectPublicSuffixes: false, allowSpecialUseDomain: true });
+  for (const [url, line] of Object.entries(cookies)) {
+    for (const pair of line.split(';').map((p) => p.trim()).filter(Boolean)) {
+      try {
+        into.setCookieSync(pair, url);
+      } catch (error) {
+        throw new UsageError(`${where}[${JSON.stringify(url)}]: ${(error as Error).message}`);
+      }
+    }
+  }
+  return into;
+}
+
 /** A cookie jar holding the cookies of a cookies.txt file (expired ones left out). A UsageError when unreadable. */
 export function loadCookieJar(file: string, option = 'cookies'): CookieJar {
   let text: string;

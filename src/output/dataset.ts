@@ -190,14 +190,14 @@ function duplicateRecord(item: Item, fetched: Fetched, first: ImageRecord): Imag
  * UsageError when sharp is missing) and returns how to make its Dataset once the store is open. Undefined for a
  * plain run, which loads none of it.
  */
-export async function datasetFactory(options: EngineOptions, outDir: string): Promise<((store: RunStore) => Dataset) | undefined> {
+export async function datasetFactory(options: EngineOptions, outDir: string, tarShard?: number): Promise<((store: RunStore) => Dataset) | undefined> {
   if (!options.processing && !options.dedupe && options.layout === 'files') return undefined;
   const sharp = options.processing ? await loadSharp() : undefined;
   const keepOriginal = options.processing?.keepOriginal ?? false;
   if (options.layout === 'webdataset') {
     const { WebDatasetSink } = await import('./webdataset.ts');
     const tar = await WebDatasetSink.load();
-    return (store) => new Dataset(options, sharp, new WebDatasetSink(store, outDir, options.shardSize, keepOriginal, tar), store);
+    return (store) => new Dataset(options, sharp, new WebDatasetSink(store, outDir, tarShard === undefined ? options.shardSize : Infinity, keepOriginal, tar, tarShard), store);
   }
   return (store) => new Dataset(options, sharp, new FilesSink(keepOriginal), store);
 }

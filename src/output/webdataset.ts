@@ -86,6 +86,11 @@ export class WebDatasetSink implements OutputSink {
     private readonly shardSize: number,
     private readonly keepOriginal: boolean,
     private readonly tar: TarStream,
+    /**
+     * A job of a distributed run (get/run --queue): all of its samples go into this one shard number, in the run's
+     * folder beside other jobs' shards (shardSize does not apply: the job's size is the shard's).
+     */
+    private readonly fixed?: number,
   ) {
     this.check = {
       there: (file, bytes) => this.holds(file, bytes),
@@ -110,7 +115,8 @@ export class WebDatasetSink implements OutputSink {
     const m = /^(\d{5,})\.tar\/([^/\\]+)$/.exec(file);
     if (!m) return false;
     const n = Number(m[1]);
-    if (n === this.state.shard) {
+    // The open shard's committed samples; a job's shard once complete is a final file like any other.
+    if (n === this.state.shard && (this.fixed === undefined || fs.existsSync(this.path(n, 'tar', true)))) {
       const size = this.members.get(m[2]!);
       return size !== undefined && (bytes === undefined || size === bytes);
     }
@@ -136,7 +142,7 @@ export class WebDatasetSink implements OutputSink {
       saved = undefined;
     }
     if (!saved) {
-      this.commitState({ shard: this.firstFree(0), length: 0, samples: 0 });
+      this.commitState({ shard: this.fixed ?? this.firstFree(0), length: 0, samples: 0 });
       return;
     }
     this.state = saved;
@@ -145,8 +151,9 @@ export class WebDatasetSink implements OutputSink {
     if (sameFile(part, this.path(saved.shard, 'tar', false))) await fs.promises.rm(part, { force: true });
     if (!fs.existsSync(part)) {
       if (fs.existsSync(this.path(saved.shard, 'tar', false))) {
-        // Completed and renamed, but the next shard not yet recorded (a crash in between).
-        this.commitState({ shard: this.firstFree(saved.shard + 1), length: 0, samples: 0 });
+        // Completed and renamed, but the next shard not yet recorded (a crash in between). A job's one shard is
+        // complete: it takes nothing more (and is not completed again).
+        this.commitState({ shard: this.fixed ?? this.firstFree(saved.shard + 1), length: 0, samples: 0 });
       } else if (saved.length > 0) {
         // The part file is gone (removed by hand, or lost): its samples' images go back to pending (reconcile).
         this.commitState({ shard: saved.shard, length: 0, samples: 0 });
@@ -365,7 +372,8 @@ export class WebDatasetSink implements OutputSink {
     fs.renameSync(indexPart, this.path(n, 'jsonl', false));
     await placeNoReplace(this.path(n, 'tar', true), this.path(n, 'tar', false));
     this.members.clear();
-    this.store.transaction(() => this.commitState({ shard: this.firstFree(n + 1), length: 0, samples: 0 }));
+    // A job's one shard stays its shard, complete: holds() finds its samples in the final file.
+    this.store.transaction(() => this.commitState({ shard: this.fixed ?? this.firstFree(n + 1), length: 0, samples: 0 }));
   }
 
   failed(item: Item, failure: { code: ReasonCode; status: number | null; message: string }): void {

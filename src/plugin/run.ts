@@ -7,11 +7,13 @@ import { httpOption, type HttpClientKind } from '../http/client.ts';
 import { flag, integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import { engineHandlers, postOf, type QueuedPage } from './handle.ts';
 import { resolveUrl } from '../core/urls.ts';
-import { requestHeaders } from '../http/headers.ts';
+import { addCookieLines, requestHeaders } from '../http/headers.ts';
 import { resolvePluginOptions } from './options.ts';
 import { parseNameTemplate } from '../core/naming.ts';
 import { Archive } from '../storage/archive.ts';
 import type { AnyPlugin, OptionSpecs, OptionValues, PageLimits, Plugin, PluginLog } from './types.ts';
+import type { QueueProgress } from '../queue/coordinator.ts';
+import type { ShardEvent } from '../queue/worker.ts';
 
 export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadOptions {
   /** The plugin's options (validated; defaults filled in). */
@@ -65,6 +67,20 @@ export interface RunPluginOptions<V = Record<string, unknown>> extends DownloadO
    * earlier session of the run did; handlers see `ctx.update` and `ctx.known(key)` to stop at items they have.
    */
   update?: boolean;
+  /**
+   * Spread the run's images over many machines: the Redis (`redis://host:6379/0`) whose `imgdl worker`s download
+   * them. Pages are crawled by this call; the images they give are cut into jobs of `jobSize` as they are found, and
+   * this call works on them too, then returns the whole run's summary (see the README, "Many machines").
+   */
+  queue?: string;
+  /** With `queue`: images per job. @default 10000 */
+  jobSize?: number | string;
+  /** With `queue`: how long a worker's hold on a job lasts without renewal, in seconds (see startWorker). @default 30 */
+  lockDuration?: number | string;
+  /** With `queue`: called every half second with the whole run's counts. */
+  onQueueProgress?: (progress: QueueProgress) => void;
+  /** With `queue`: called when this process starts, ends or hands back a shard. */
+  onShard?: (event: ShardEvent) => void;
 }
 
 export interface PluginRunPlan {
@@ -94,20 +110,7 @@ export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = 
     // The plugin's User-Agent, unless the user gave one (--user-agent, or -H 'User-Agent: …').
     if (userAgent && engineOptions.userAgent === DEFAULTS.userAgent) engineOptions.userAgent = userAgent;
   }
-  if (http.cookies !== undefined) {
-    const { CookieJar } = await import('tough-cookie');
-    const jar = engineOptions.cookieJar ?? new CookieJar(undefined, { rejectPublicSuffixes: false, allowSpecialUseDomain: true });
-    for (const [url, line] of Object.entries(http.cookies)) {
-      for (const pair of line.split(';').map((p) => p.trim()).filter(Boolean)) {
-        try {
-          jar.setCookieSync(pair, url);
-        } catch (error) {
-          throw new UsageError(`Plugin ${plugin.name}: http.cookies[${JSON.stringify(url)}]: ${(error as Error).message}`);
-        }
-      }
-    }
-    engineOptions.cookieJar = jar;
-  }
+  if (http.cookies !== undefined) engineOptions.cookieJar = addCookieLines(engineOptions.cookieJar, http.cookies, `Plugin ${plugin.name}: http.cookies`);
   if (opts.ignoreRobots !== undefined) engineOptions.ignoreRobots = flag('ignoreRobots', opts.ignoreRobots);
   const template = opts.name ?? plugin.nameTemplate;
   if (template !== undefined) {
@@ -162,8 +165,11 @@ function checkStart(plugin: AnyPlugin, requests: unknown): QueuedPage[] {
   });
 }
 
-function downloadOptions(opts: RunPluginOptions): DownloadOptions {
-  const { options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md, retryFailed: _rf, ignoreRobots: _ir, name: _n, archive: _a, update: _u, report: _rp, ...rest } = opts;
+export function downloadOptions(opts: RunPluginOptions): DownloadOptions {
+  const {
+    options: _p, out: _o, run: _r, storage: _s, http: _h, fresh: _f, signal: _sg, command: _c, onStart: _os, onProgress: _op, log: _l, maxPages: _mp, maxDepth: _md,
+    retryFailed: _rf, ignoreRobots: _ir, name: _n, archive: _a, update: _u, report: _rp, queue: _q, jobSize: _js, lockDuration: _ld, onQueueProgress: _oq, onShard: _osh, ...rest
+  } = opts;
   return rest;
 }
 
@@ -191,6 +197,10 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
   const plan = await planPluginRun(p, opts as RunPluginOptions);
   const archive = opts.archive !== undefined ? await Archive.open(opts.archive) : undefined;
   try {
+    if (opts.queue !== undefined) {
+      const { runPluginQueued } = await import('../queue/plugin.ts');
+      return await runPluginQueued(p, plan, opts as RunPluginOptions, archive);
+    }
     return await runWith(p, plan, opts as RunPluginOptions, archive);
   } finally {
     archive?.close();

@@ -34,6 +34,8 @@ export const keys = {
   /** shard → progress of a shard being worked on (JSON LiveShard). */
   live: (run: string) => `${PREFIX}:run:${run}:live`,
   workers: `${PREFIX}:workers`,
+  /** Runs whose coordinator is still adding shards (run → until when, in ms, renewed while it does). */
+  cutting: `${PREFIX}:cutting`,
   worker: (id: string) => `${PREFIX}:worker:${id}`,
   /** A shared per-host limiter's keys (see limiter.ts). */
   host: (run: string, host: string) => `${PREFIX}:run:${run}:host:${host}`,

@@ -15,6 +15,7 @@ import {
   workerName, WORKER_TTL_MS, type LiveShard, type ShardResult,
 } from './redis.ts';
 import { RedisHostLimiter } from './limiter.ts';
+import { addCookieLines } from '../http/headers.ts';
 
 /** What a shard job carries: its run, its number, and its URLs inline (a string, or an item with name/metadata). */
 export interface ShardJob {
@@ -105,10 +106,13 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
     try {
       const raw = JSON.parse(meta['options'] ?? '{}') as DownloadOptions;
       const engineOptions = resolveOptions(concurrency === undefined ? raw : { ...raw, concurrency, ...(raw.perHost === undefined ? { perHost: concurrency } : {}) });
+      withExtras(engineOptions, meta['extra']);
       // Without --per-host or --rate the run has no host limit to share: each worker keeps its own (as a local run).
       const limiter = raw.perHost !== undefined || raw.rate !== undefined ? limiterFor(run, engineOptions, raw.perHost !== undefined) : undefined;
       options.onShard?.({ type: 'start', run, shard, urls: job.data.items.length });
-      const engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs);
+      // --layout webdataset: the job's samples go into one tar shard of its own, numbered from the run's first.
+      const tarShard = engineOptions.layout === 'webdataset' ? Number(meta['tarBase'] ?? 0) + shard : undefined;
+      const engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs, tarShard);
       const report = () => {
         const p = engine.progress();
         const live: LiveShard = { saved: p.downloaded + p.skipped, failed: p.failed, by: name, at: Date.now() };
@@ -218,18 +222,36 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
   return { name, done, close };
 }
 
-/** Shards waiting, delayed (to be retried), prioritized or active, over every run in the queue. */
+/** Shards waiting, delayed (to be retried), prioritized or active, over every run in the queue, plus the runs still being cut. */
 export async function queueCounts(redis: Redis): Promise<number> {
   const base = `${PREFIX}:${QUEUE_NAME}`;
-  const [wait, paused, delayed, prioritized, active] = (await redis
+  const [wait, paused, delayed, prioritized, active, cutting] = (await redis
     .multi()
     .llen(`${base}:wait`)
     .llen(`${base}:paused`)
     .zcard(`${base}:delayed`)
     .zcard(`${base}:prioritized`)
     .llen(`${base}:active`)
+    // A run still being cut (a plugin's pages still being crawled) has shards to come.
+    .zcount(keys.cutting, Date.now(), '+inf')
     .exec())!.map(([, n]) => Number(n));
-  return wait! + paused! + delayed! + prioritized! + active!;
+  return wait! + paused! + delayed! + prioritized! + active! + cutting!;
+}
+
+/** What a plugin's run (run <plugin> --queue) adds to its options beyond what DownloadOptions say. */
+export interface RunExtras {
+  /** Its name template (--name, or the plugin's `nameTemplate`): each image carries where it was found. */
+  nameTemplate?: string;
+  /** Its `http.cookies`, sent with its images as in a local run. */
+  cookies?: Record<string, string>;
+}
+
+/** A run's extras (JSON in its Redis hash, `extra`) applied to its resolved options. */
+function withExtras(options: EngineOptions, extra: string | undefined): void {
+  if (!extra) return;
+  const { nameTemplate, cookies } = JSON.parse(extra) as RunExtras;
+  if (nameTemplate !== undefined) options.nameTemplate = nameTemplate;
+  if (cookies !== undefined) options.cookieJar = addCookieLines(options.cookieJar, cookies, 'http.cookies');
 }
 
 export function lockDurationMs(value: unknown): number {
@@ -246,7 +268,7 @@ export function lockDurationMs(value: unknown): number {
  */
 async function openShard(
   outDir: string, run: string, shard: number, items: ShardJob['items'], options: ReturnType<typeof resolveOptions>,
-  signal: AbortSignal, httpKind: HttpClientKind | undefined, hosts: RedisHostLimiter | undefined, lockMs: number,
+  signal: AbortSignal, httpKind: HttpClientKind | undefined, hosts: RedisHostLimiter | undefined, lockMs: number, tarShard: number | undefined,
 ): Promise<Engine> {
   const shardDir = path.join(outDir, SHARDS_DIR, String(shard));
   for (;;) {
@@ -263,6 +285,7 @@ async function openShard(
         signal,
         httpKind,
         ...(hosts ? { hosts } : {}),
+        ...(tarShard !== undefined ? { tarShard } : {}),
       });
     } catch (error) {
       if (!(error instanceof UsageError) || !/in use by process|being written by another/.test(error.message) || signal.aborted) throw error;
