@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { get, type GetOptions } from '../get.ts';
-import { commandLine, envHttp, envProxy, envStorage, exitStatus, note, onSignals } from './common.ts';
+import { commandLine, envHttp, envProxy, envS3Endpoint, envStorage, exitStatus, note, onSignals } from './common.ts';
 import { asFlags, commandHelp, libraryOptions, parseArgsOptions } from './options.ts';
 import { formatSummary, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
@@ -111,6 +111,7 @@ async function cmdGet(args: string[]): Promise<number> {
       storage: flags.storage ?? envStorage(),
       http: envHttp(),
       proxy: envProxy({ proxy: flags.proxy, noproxy: values['noproxy'] as string | undefined }),
+      ...(/^s3:\/\//i.test(flags.out ?? '') && flags.s3Endpoint === undefined && envS3Endpoint() !== undefined ? { s3Endpoint: envS3Endpoint() } : {}),
       inputs: positionals,
       signal: stop.signal,
       command: ['get', ...args],
@@ -159,6 +160,7 @@ async function cmdWorker(args: string[]): Promise<number> {
     const worker = await startWorker({
       ...flags,
       queue: flags.queue,
+      storage: flags.storage ?? envStorage(),
       http: envHttp(),
       signal: stop.signal,
       onShard: quiet ? undefined : (e) => {

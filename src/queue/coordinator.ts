@@ -17,6 +17,8 @@ import { checkWritableDir } from '../storage/disk.ts';
 import { RunLock } from '../storage/lock.ts';
 import { integer } from '../options.ts';
 import { inputs, pickDownloadOptions, planGet, type GetOptions } from '../get.ts';
+import type { S3Output } from '../output/s3.ts';
+import { s3Url } from '../output/s3-target.ts';
 import { connect, jobId, keys, parseRedisUrl, PREFIX, QUEUE_NAME, SHARD_ATTEMPTS, SHARDS_DIR, type LiveShard, type ShardResult } from './redis.ts';
 import { lockDurationMs, startWorker, type ShardEvent, type ShardJob } from './worker.ts';
 
@@ -60,7 +62,10 @@ export async function getQueued(options: GetOptions): Promise<QueueSummary> {
   if (options.fresh) throw new UsageError('`fresh` is not available with `queue` yet: give another --run name to start over');
   if (options.retryFailed) throw new UsageError('`retryFailed` is not available with `queue` yet');
   const concurrency = options.concurrency === undefined ? undefined : integer('concurrency', options.concurrency, 1);
-  // Checked before any work: Redis reachable, the output folder writable and not being written by another run.
+  // Checked before any work: an s3:// output's bucket (credentials, existence, a write), Redis reachable, the output
+  // folder writable and not being written by another run.
+  const s3 = plan.s3 ? await (await import('../output/s3.ts')).S3Output.open(plan.s3, plan.engineOptions) : undefined;
+  const outKey = plan.s3 ? plan.shownOut : plan.outDir;
   const redis = await connect(url, 'imgdl-coordinator');
   const started = Date.now();
   let lock: RunLock | undefined;
@@ -74,15 +79,17 @@ export async function getQueued(options: GetOptions): Promise<QueueSummary> {
     });
     const run = plan.run;
     const meta = await redis.hgetall(keys.run(run));
-    if (meta['outDir'] !== undefined && meta['outDir'] !== plan.outDir) {
-      throw new UsageError(`The run ${run} in this Redis writes into ${meta['outDir']}, not ${plan.outDir}; give another --run name`);
+    if (meta['outDir'] !== undefined && meta['outDir'] !== outKey) {
+      throw new UsageError(`The run ${run} in this Redis writes into ${meta['outDir']}, not ${outKey}; give another --run name`);
     }
-    if (meta['merged'] === '1') return finishedSummary(run, plan.outDir, meta, started);
+    if (meta['merged'] === '1') return finishedSummary(run, outKey, meta, started);
+    // The bucket's records are the run's (workers on other machines wrote them): the local copy is brought up to date.
+    if (s3) await s3.download(METADATA_FILE, path.join(plan.outDir, METADATA_FILE));
     const { Queue: BullQueue } = await import('bullmq');
     queueConnection = redis.duplicate();
     queueConnection.on('error', () => {});
     queue = new BullQueue<ShardJob>(QUEUE_NAME, { connection: queueConnection, prefix: PREFIX });
-    if (meta['enqueued'] !== '1') await enqueue(redis, queue, run, plan, options, shardSize);
+    if (meta['enqueued'] !== '1') await enqueue(redis, queue, run, plan, options, shardSize, outKey);
     const shards = Number(await redis.hget(keys.run(run), 'shards'));
     const doneBefore = new Set(await redis.hkeys(keys.done(run)));
 
@@ -91,7 +98,7 @@ export async function getQueued(options: GetOptions): Promise<QueueSummary> {
     const onAbort = () => stop.abort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const worker = await startWorker({
-      queue: url.href, lockDuration: lockMs / 1000, signal: stop.signal, http: options.http, onShard: options.onShard,
+      queue: url.href, lockDuration: lockMs / 1000, signal: stop.signal, http: options.http, onShard: options.onShard, storage: options.storage,
       ...(concurrency === undefined ? {} : { concurrency }),
     });
     let finished = false;
@@ -110,8 +117,8 @@ export async function getQueued(options: GetOptions): Promise<QueueSummary> {
       options.signal?.removeEventListener('abort', onAbort);
       await worker.close();
     }
-    if (!finished) return await interruptedSummary(redis, run, plan.outDir, started);
-    return await merge(redis, run, plan.outDir, doneBefore, started);
+    if (!finished) return await interruptedSummary(redis, run, outKey, started);
+    return await merge(redis, run, plan.outDir, doneBefore, started, s3);
   } finally {
     await queue?.close().catch(() => {});
     queueConnection?.disconnect();
@@ -121,10 +128,13 @@ export async function getQueued(options: GetOptions): Promise<QueueSummary> {
 }
 
 /** Reads the inputs once, each URL once, and adds one job per shard not yet done; then marks the run enqueued. */
-async function enqueue(redis: Redis, queue: Queue<ShardJob>, run: string, plan: ReturnType<typeof planGet>, options: GetOptions, shardSize: number): Promise<void> {
+async function enqueue(redis: Redis, queue: Queue<ShardJob>, run: string, plan: ReturnType<typeof planGet>, options: GetOptions, shardSize: number, outKey: string): Promise<void> {
   await redis
     .multi()
-    .hset(keys.run(run), { outDir: plan.outDir, options: JSON.stringify(pickDownloadOptions(options)), shardSize: String(shardSize), createdAt: String(Date.now()) })
+    .hset(keys.run(run), {
+      outDir: outKey, options: JSON.stringify(pickDownloadOptions(options)), shardSize: String(shardSize), createdAt: String(Date.now()),
+      ...(plan.s3 ? { s3: JSON.stringify(plan.s3) } : {}),
+    })
     .zadd(keys.runs, Date.now(), run)
     .exec();
   // Images an earlier run saved into this folder (its metadata.jsonl) are skipped, as a local run skips them.
@@ -234,11 +244,17 @@ export async function runProgress(redis: Redis, run: string, started: number): P
  * folder kept, one record per URL) and failures.jsonl, each written whole and renamed into place; the shards'
  * folders go once merged (unless a shard failed for good: then they stay for the next attempt).
  */
-async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<string>, started: number): Promise<QueueSummary> {
+async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<string>, started: number, s3?: S3Output): Promise<QueueSummary> {
   const meta = await redis.hgetall(keys.run(run));
   const shards = Number(meta['shards'] ?? 0);
   const failedShards = await redis.hgetall(keys.failed(run));
   const shardsDir = path.join(outDir, SHARDS_DIR);
+  if (s3) {
+    // Each shard's records and failures were uploaded by its worker under .imgdl-shards/<n>/: brought here to merge.
+    for (let shard = 0; shard < shards; shard++) {
+      for (const name of [METADATA_FILE, FAILURES_FILE]) await s3.download(`${SHARDS_DIR}/${shard}/${name}`, path.join(shardsDir, String(shard), name));
+    }
+  }
   const records = new Map<string, ImageRecord>();
   const fromEarlierInvocation = new Set<string>();
   const failures = new Map<string, FailureRecord>();
@@ -279,8 +295,16 @@ async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<
   const seconds = (Date.now() - started) / 1000;
   const skipped = Number(meta['skipped'] ?? 0) + fromEarlierInvocation.size;
   const shardCount = { total: shards, done: shards - Object.keys(failedShards).length, failed: Object.keys(failedShards).length };
+  if (s3) {
+    for (const name of [METADATA_FILE, FAILURES_FILE]) await s3.putRunFile(name, path.join(outDir, name));
+  }
   if (shardCount.failed === 0) {
     await fs.promises.rm(shardsDir, { recursive: true, force: true });
+    if (s3) {
+      const names: string[] = [];
+      for await (const o of s3.list(`${SHARDS_DIR}/`)) names.push(o.name);
+      await s3.delete(names);
+    }
     await redis
       .multi()
       .hset(keys.run(run), { merged: '1', saved: String(records.size), failed: String(failedCount), failuresByCode: JSON.stringify(failuresByCode), bytes: String(bytes) })
@@ -297,9 +321,9 @@ async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<
     seconds: Math.round(seconds * 1000) / 1000,
     imagesPerSecond: seconds > 0 ? Math.round((downloaded / seconds) * 10) / 10 : 0,
     interrupted: false,
-    outDir,
-    metadataFile,
-    failuresFile,
+    outDir: s3 ? s3Url(s3.target) : outDir,
+    metadataFile: s3 ? s3Url(s3.target, METADATA_FILE) : metadataFile,
+    failuresFile: s3 ? s3Url(s3.target, FAILURES_FILE) : failuresFile,
     failuresByCode,
     shards: shardCount,
   };
@@ -320,8 +344,8 @@ function finishedSummary(run: string, outDir: string, meta: Record<string, strin
     imagesPerSecond: 0,
     interrupted: false,
     outDir,
-    metadataFile: path.join(outDir, METADATA_FILE),
-    failuresFile: path.join(outDir, FAILURES_FILE),
+    metadataFile: runFile(outDir, METADATA_FILE),
+    failuresFile: runFile(outDir, FAILURES_FILE),
     failuresByCode: JSON.parse(meta['failuresByCode'] ?? '{}') as Partial<Record<ReasonCode, number>>,
     shards: { total: shards, done: shards, failed: 0 },
   };
@@ -342,11 +366,16 @@ async function interruptedSummary(redis: Redis, run: string, outDir: string, sta
     imagesPerSecond: seconds > 0 ? Math.round((p.saved / seconds) * 10) / 10 : 0,
     interrupted: true,
     outDir,
-    metadataFile: path.join(outDir, METADATA_FILE),
-    failuresFile: path.join(outDir, FAILURES_FILE),
+    metadataFile: runFile(outDir, METADATA_FILE),
+    failuresFile: runFile(outDir, FAILURES_FILE),
     failuresByCode: {},
     shards: { total: p.shards, done: p.shardsDone, failed: p.shardsFailed },
   };
+}
+
+/** A run file's path in a folder, or its s3:// URL. */
+function runFile(out: string, name: string): string {
+  return /^s3:\/\//i.test(out) ? `${out}/${name}` : path.join(out, name);
 }
 
 export type { ShardEvent };

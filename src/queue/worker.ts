@@ -1,13 +1,16 @@
 // A worker of distributed runs: takes shard jobs of any run from the BullMQ queue and downloads each with the local
 // engine, as a small run of its own in the run's output folder (<out>/.imgdl-shards/<n>/: its state, records,
 // failures, lock and temporary files), saving the images into <out> itself beside every other shard's.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UsageError } from '../errors.ts';
-import { Engine, type EngineOptions, type ItemInput, type Summary } from '../core/engine.ts';
+import { Engine, FAILURES_FILE, METADATA_FILE, type EngineOptions, type ItemInput, type Summary } from '../core/engine.ts';
+import { safeRunName, storageDir } from '../core/runs.ts';
+import type { S3Target } from '../output/s3-target.ts';
 import type { HttpClientKind } from '../http/client.ts';
 import { integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import {
@@ -39,6 +42,11 @@ export interface WorkerOptions {
   signal?: AbortSignal;
   /** The HTTP client kind (see get()). */
   http?: HttpClientKind;
+  /**
+   * Where the state of shards of s3:// runs is kept while this worker works on them (workers share no folder then:
+   * each shard's records go to the bucket). @default ./storage
+   */
+  storage?: string;
   /** Called when a shard starts, ends, or is handed back. */
   onShard?: (event: ShardEvent) => void;
 }
@@ -108,7 +116,10 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
       // Without --per-host or --rate the run has no host limit to share: each worker keeps its own (as a local run).
       const limiter = raw.perHost !== undefined || raw.rate !== undefined ? limiterFor(run, engineOptions, raw.perHost !== undefined) : undefined;
       options.onShard?.({ type: 'start', run, shard, urls: job.data.items.length });
-      const engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs);
+      // An s3:// run: the shard's state and records are local to this worker (under its storage), its images and
+      // records go to the bucket; a folder run's shard lives in the run's folder, which every worker reaches.
+      const s3 = meta['s3'] ? { target: JSON.parse(meta['s3']) as S3Target, local: path.join(storageDir(options.storage), 'shards', safeRunName(run), String(shard)) } : undefined;
+      const engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs, s3);
       const report = () => {
         const p = engine.progress();
         const live: LiveShard = { saved: p.downloaded + p.skipped, failed: p.failed, by: name, at: Date.now() };
@@ -127,6 +138,8 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
       const result: ShardResult = { saved: summary.downloaded + summary.skipped, failed: summary.failed, urls: job.data.items.length, by: name, at: Date.now() };
       // Idempotent: a shard run twice (BullMQ delivers at least once) records the same counts, read from its state.
       await redis.multi().hset(keys.done(run), String(shard), JSON.stringify(result)).hdel(keys.live(run), String(shard)).exec();
+      // Its records are in the bucket: the local state has served.
+      if (s3) await fs.promises.rm(s3.local, { recursive: true, force: true }).catch(() => {});
       options.onShard?.({ type: 'done', run, shard, result, summary });
       return result;
     } finally {
@@ -247,14 +260,18 @@ export function lockDurationMs(value: unknown): number {
 async function openShard(
   outDir: string, run: string, shard: number, items: ShardJob['items'], options: ReturnType<typeof resolveOptions>,
   signal: AbortSignal, httpKind: HttpClientKind | undefined, hosts: RedisHostLimiter | undefined, lockMs: number,
+  s3?: { target: S3Target; local: string },
 ): Promise<Engine> {
-  const shardDir = path.join(outDir, SHARDS_DIR, String(shard));
+  const shardDir = s3 ? s3.local : path.join(outDir, SHARDS_DIR, String(shard));
   for (;;) {
     try {
       return await Engine.open({
         stateDir: path.join(shardDir, 'state'),
         outDir: shardDir,
-        filesDir: outDir,
+        // An s3:// run's shard uploads its images, and its records under .imgdl-shards/<n>/ (the coordinator merges them).
+        ...(s3
+          ? { s3: { target: s3.target, runFiles: { prefix: `${SHARDS_DIR}/${shard}/`, names: [METADATA_FILE, FAILURES_FILE] } }, report: false }
+          : { filesDir: outDir }),
         name: `${run}#${shard}`,
         options,
         items: items.map((i) => (typeof i === 'string' ? { url: i } : i)),
