@@ -14,7 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN, listFiles, runProcess, tmpDir, type CliResult } from './helpers/cli.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { redisMissing, startRedis, type RedisServer } from './helpers/redis.ts';
-import { S3_ENV, sha256, startFaultProxy, startS3, type FakeS3 } from './helpers/s3.ts';
+import { S3_ENV, sha256, startConditionalProxy, startFaultProxy, startS3, type FakeS3 } from './helpers/s3.ts';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 
 const BUCKET = 'imgdl-test';
 let s3: FakeS3;
@@ -130,6 +131,79 @@ test('a name taken in the bucket by another object is never replaced: the image 
   assert.notEqual(records[0]!.file, 'photo.png');
   assert.match(records[0]!.file, /^photo-[0-9a-f]+\.png$/);
   assert.deepEqual(await s3.get(BUCKET, 'taken/photo.png'), foreign, 'the foreign object is untouched');
+});
+
+test('a store that honours If-None-Match (a proxy in front of s3rver emulates it): uploads are conditional, a taken name answers 412 and the image takes the next; a run with no local state adopts what the bucket has, never a second copy', { timeout: 120_000 }, async () => {
+  const dir = tmpDir();
+  const foreign = Buffer.from('not ours either');
+  await s3.put(BUCKET, 'cond/photo.png', foreign);
+  const proxy = await startConditionalProxy(s3);
+  try {
+    const urls = [origin.url('/img/photo.png'), ...Array.from({ length: 4 }, (_, i) => origin.url(`/img/cond-${i}.png`))];
+    writeList(dir, urls);
+    const args = ['get', 'list.txt', '--out', `s3://${BUCKET}/cond`, '--s3-endpoint', proxy.endpoint, '--json'];
+    const first = await imgdl(args, dir);
+    assert.equal(first.code, 0, first.stderr);
+    const { records } = await assertBucket('cond', urls, { foreign: ['photo.png'] });
+    assert.match(records.find((r) => r.url === urls[0])!.file, /^photo-[0-9a-f]+\.png$/);
+    assert.deepEqual(await s3.get(BUCKET, 'cond/photo.png'), foreign, 'the foreign object is untouched');
+    assert.ok(proxy.conditional() >= 7, `the probe's two writes and every image's upload carried If-None-Match (${proxy.conditional()})`);
+    const heads = proxy.log.filter((e) => e.method === 'HEAD');
+    assert.deepEqual(heads.map((e) => e.path), [`/${BUCKET}/cond/photo.png`], 'no HEAD before each upload: only after the 412, to compare the bytes');
+    const objects = [...(await s3.objects(BUCKET, 'cond/')).keys()].sort();
+
+    // --fresh: the local state and records are forgotten; the bucket's metadata.jsonl is read, nothing fetched again.
+    const requests = origin.count('/img/');
+    const fresh = await imgdl([...args, '--fresh'], dir);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    const summary = JSON.parse(fresh.stdout) as { downloaded: number; skipped: number };
+    assert.deepEqual([summary.downloaded, summary.skipped], [0, 5]);
+    assert.equal(origin.count('/img/'), requests, 'nothing fetched: the records and objects in the bucket were taken');
+    assert.deepEqual([...(await s3.objects(BUCKET, 'cond/')).keys()].sort(), objects);
+
+    // No records anywhere (the bucket's metadata.jsonl deleted too): each image is fetched, its upload answers 412,
+    // and the object there with its bytes is taken as its own, not written again under another name.
+    await s3.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'cond/metadata.jsonl' }));
+    const again = await imgdl([...args, '--fresh'], dir);
+    assert.equal(again.code, 0, again.stderr);
+    const { records: adopted } = await assertBucket('cond', urls, { foreign: ['photo.png'] });
+    assert.deepEqual(adopted.map((r) => r.file).sort(), records.map((r) => r.file).sort(), 'the same names');
+    assert.deepEqual([...(await s3.objects(BUCKET, 'cond/')).keys()].sort(), objects, 'no second copy');
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('metadata.jsonl is uploaded at checkpoints while the run goes on (the local copy is authoritative)', { timeout: 60_000 }, async () => {
+  const { Engine } = await import('../src/core/engine.ts');
+  const { resolveOptions } = await import('../src/options.ts');
+  const dir = tmpDir();
+  const urls = Array.from({ length: 12 }, (_, i) => origin.url(`/img/checkpoint-${i}.png?delay=200`));
+  const saved = { ...process.env };
+  Object.assign(process.env, S3_ENV);
+  try {
+    const engine = await Engine.open({
+      stateDir: path.join(dir, 'state'), outDir: path.join(dir, 'local'), options: resolveOptions({ concurrency: 1 }),
+      items: urls.map((url) => ({ url })), s3: { target: { bucket: BUCKET, prefix: 'checkpoint', endpoint: s3.endpoint, addressing: 'path' }, checkpointMs: 300 },
+    });
+    const running = engine.run();
+    let midRun: number | undefined;
+    const deadline = Date.now() + 30_000;
+    while (midRun === undefined && Date.now() < deadline) {
+      const text = await s3.get(BUCKET, 'checkpoint/metadata.jsonl');
+      if (text) midRun = text.toString().split('\n').filter(Boolean).length;
+      else await sleep(100);
+    }
+    const summary = await running;
+    assert.equal(summary.downloaded, 12);
+    assert.ok(midRun !== undefined && midRun >= 1 && midRun < 12, `a checkpoint during the run held ${midRun} of 12 records`);
+    await assertBucket('checkpoint', urls, { runFiles: RUN_FILES.filter((f) => f !== 'failures.jsonl') });
+  } finally {
+    for (const k of Object.keys(S3_ENV)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
 });
 
 test('killed with SIGKILL mid-run, then the same command: one record per URL, one object per image, nothing fetched twice but what was in flight', { timeout: 180_000 }, async () => {

@@ -325,4 +325,6 @@ export interface S3Spec {
   runFiles?: { prefix: string; names: readonly string[] };
   /** Bodies over this go up as multipart uploads (tests); default src/output/s3.ts PART_SIZE. */
   partSize?: number;
+  /** Least time between two uploads of metadata.jsonl during the run (tests); default 30 s. */
+  checkpointMs?: number;
 }

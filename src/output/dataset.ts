@@ -214,7 +214,7 @@ export async function datasetFactory(options: EngineOptions, outDir: string, s3?
     const { S3Output, S3Sink } = await import('./s3.ts');
     const out = await S3Output.open(s3.target, options, s3.partSize === undefined ? {} : { partSize: s3.partSize });
     const runFiles = s3.runFiles ?? { prefix: '', names: [METADATA_FILE, FAILURES_FILE, STATS_FILE, REPORT_FILE] };
-    return (store) => new Dataset(options, sharp, new S3Sink(out, store, outDir, keepOriginal, runFiles, options.concurrency, signal), store);
+    return (store) => new Dataset(options, sharp, new S3Sink(out, store, outDir, keepOriginal, runFiles, { concurrency: options.concurrency, signal, ...(s3.checkpointMs === undefined ? {} : { checkpointMs: s3.checkpointMs }) }), store);
   }
   if (options.layout === 'webdataset') {
     const { WebDatasetSink } = await import('./webdataset.ts');

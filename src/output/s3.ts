@@ -410,7 +410,9 @@ export class S3Sink implements OutputSink {
   private checkpointTimer: NodeJS.Timeout | undefined;
   private checkpointing: Promise<void> | undefined;
   private lastSize = -1;
-  private interval = CHECKPOINT_MS;
+  private interval: number;
+  private readonly minInterval: number;
+  private readonly signal: AbortSignal | undefined;
   private closed = false;
   readonly check: SavedCheck;
   readonly placer: Placer;
@@ -423,10 +425,11 @@ export class S3Sink implements OutputSink {
     private readonly outDir: string,
     private readonly keepOriginal: boolean,
     private readonly runFiles: RunFiles,
-    concurrency: number,
-    private readonly signal?: AbortSignal,
+    opts: { concurrency: number; signal?: AbortSignal; checkpointMs?: number },
   ) {
-    this.uploads = pLimit(concurrency);
+    this.uploads = pLimit(opts.concurrency);
+    this.signal = opts.signal;
+    this.minInterval = this.interval = opts.checkpointMs ?? CHECKPOINT_MS;
     this.check = {
       there: (file, bytes) => {
         const size = this.listing?.get(file);
@@ -549,7 +552,7 @@ export class S3Sink implements OutputSink {
         await fs.promises.rm(tmp, { force: true });
       }
       this.lastSize = size;
-      this.interval = Math.max(CHECKPOINT_MS, (Date.now() - started) * 10);
+      this.interval = Math.max(this.minInterval, (Date.now() - started) * 10);
     } catch {
       // The next checkpoint, or the end of the run, uploads it.
     }

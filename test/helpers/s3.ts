@@ -132,3 +132,57 @@ export async function startFaultProxy(target: string, fault: (method: string, pa
       }),
   };
 }
+
+/**
+ * A proxy in front of s3rver that honours `If-None-Match: *` on PutObject and CompleteMultipartUpload as AWS S3, R2
+ * and MinIO do (a 412 PreconditionFailed when the key holds an object), which s3rver itself ignores: so the tests
+ * can take imgdl's conditional-write path too. An emulation (a HEAD, then the forward: not atomic), good for one
+ * writer at a time. Logs every request with whether it carried the condition.
+ */
+export async function startConditionalProxy(s3: FakeS3): Promise<FaultProxy & { conditional: () => number; refused: () => number }> {
+  const upstream = new URL(s3.endpoint);
+  const log: FaultProxy['log'] = [];
+  let conditional = 0;
+  let refused = 0;
+  const server = http.createServer((req, res) => {
+    const method = req.method ?? 'GET';
+    const url = new URL(req.url ?? '/', s3.endpoint);
+    const [, bucket, ...rest] = url.pathname.split('/');
+    const key = decodeURIComponent(rest.join('/'));
+    const writes = (method === 'PUT' && !url.searchParams.has('partNumber')) || (method === 'POST' && url.searchParams.has('uploadId'));
+    const forward = () => {
+      const f = http.request({ host: upstream.hostname, port: upstream.port, method, path: req.url, headers: req.headers }, (up) => {
+        log.push({ method, path: url.pathname, status: up.statusCode ?? 0 });
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      f.on('error', () => res.destroy());
+      req.pipe(f);
+    };
+    if (!writes || req.headers['if-none-match'] !== '*' || !bucket || !key) return forward();
+    conditional++;
+    void s3.head(bucket, key).then(
+      (there) => {
+        if (!there) return forward();
+        refused++;
+        log.push({ method, path: url.pathname, status: 412 });
+        req.resume();
+        req.on('end', () => res.writeHead(412, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>'));
+      },
+      () => res.destroy(),
+    );
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    log,
+    conditional: () => conditional,
+    refused: () => refused,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
