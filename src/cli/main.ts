@@ -26,14 +26,16 @@ Exit status: 0 all saved, 1 some failed, 2 bad usage or unreadable list, 75 stop
 export const WORKER_HELP = `Usage: imgdl worker --queue redis://HOST:PORT/DB [options]
 
 Takes shards of any run spread through that Redis (\`imgdl get LIST --queue …\`) and downloads them into each run's
-output folder (which this machine must reach at the same path). A worker that dies loses nothing: its shard goes
+output folder (which this machine must reach at the same path), or its s3:// bucket (credentials from this
+machine's AWS environment or profile). A worker that dies loses nothing: its shard goes
 to another worker once its lock lapses, and that worker skips the images already saved. Ctrl-C hands the shard in
 hand back to the queue.
 
 Options:
 ${commandHelp('worker')}
 
-Exit status: 0 when it left (idle with --exit-when-idle), 2 bad usage or Redis unreachable, 130 interrupted.`;
+Exit status: 0 when it left (idle with --exit-when-idle), 2 bad usage, Redis unreachable, or a run's s3:// output
+that this machine cannot write to, 130 interrupted.`;
 
 const HELP = `imgdl ${VERSION}: get images off the web in bulk, fast, safely and resumably.
 
@@ -172,6 +174,10 @@ async function cmdWorker(args: string[]): Promise<number> {
     });
     if (!quiet) note(`imgdl worker ${worker.name}: taking shards from ${flags.queue.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')}`);
     await worker.done;
+    if (worker.stoppedBecause !== undefined) {
+      console.error(`imgdl: ${asFlags(worker.stoppedBecause)} (the shard went back to the queue; this worker stopped)`);
+      return 2;
+    }
   } finally {
     stopOnSignal();
   }

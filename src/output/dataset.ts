@@ -27,6 +27,12 @@ export interface OutputSink {
   publish?(): Promise<void>;
   /** How the metadata file's records are checked against what this layout wrote (default: files in the folder). */
   readonly check?: SavedCheck;
+  /**
+   * Saving takes as long as a download (an upload): at most --concurrency images are then between the start of
+   * their download and the end of their save, so that images fetched faster than they are saved do not pile up
+   * (and a crash fetches again at most that many).
+   */
+  readonly remote?: boolean;
   /** Writes what is buffered; `finished`: the run has nothing left to do (a last, partial shard is completed). */
   close(finished: boolean): Promise<void>;
 }
@@ -120,7 +126,8 @@ export class Dataset {
     // Processing is slower than downloading: without a bound, bodies fetched faster than they are resized would pile
     // up in memory (851 MB at W10). At most --concurrency images are between their download's start and the end of
     // their processing, so downloads keep pace with the cores.
-    const limit = options.processing ? pLimit(options.concurrency) : undefined;
+    // An upload (sink.remote) is bounded the same way.
+    const limit = options.processing || sink.remote ? pLimit(options.concurrency) : undefined;
     this.gate = limit ? (fn) => limit(fn) : (fn) => fn();
   }
 

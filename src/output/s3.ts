@@ -416,6 +416,8 @@ export class S3Sink implements OutputSink {
   private closed = false;
   readonly check: SavedCheck;
   readonly placer: Placer;
+  /** See OutputSink.remote: -c bounds the images between their download's start and their upload's end. */
+  readonly remote = true;
   private readonly uploads: LimitFunction;
 
   constructor(
@@ -473,8 +475,8 @@ export class S3Sink implements OutputSink {
   private async upload(ctx: DownloadContext, source: string, name: string, info: { bytes: number; sha256: string; contentType?: string }, original = false): Promise<void> {
     let outcome: 'put' | 'taken';
     try {
-      // At most --concurrency uploads at once (the fetches' slots are given back before an image is saved): an
-      // upload's time limit starts when it starts, not while it waits for a socket behind hundreds of others.
+      // At most --concurrency uploads at once (Dataset's gate bounds images from download to upload already; an
+      // original and its output are two): an upload's time limit starts when it starts, not while it waits for a socket.
       outcome = await this.uploads(() => this.s3.putFile(name, source, info, ctx.signal));
     } catch (error) {
       if (ctx.signal.aborted) throw error;

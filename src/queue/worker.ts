@@ -65,6 +65,11 @@ export interface QueueWorker {
   readonly done: Promise<void>;
   /** Stops taking shards; the shard in hand is handed back to the queue, then the worker closes. */
   close(): Promise<void>;
+  /**
+   * Why the worker stopped by itself, if it did: it could not write to a run's s3:// output (the message says why);
+   * the shard it had taken went back to the queue.
+   */
+  readonly stoppedBecause: string | undefined;
 }
 
 let workers = 0;
@@ -97,6 +102,7 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
   const stopping = new AbortController();
   let current: { job: Job<ShardJob>; abort: AbortController } | undefined;
   const limiters = new Map<string, RedisHostLimiter>();
+  let stoppedBecause: string | undefined;
 
   const processor = async (job: Job<ShardJob>, token?: string): Promise<ShardResult> => {
     const { run, shard } = job.data;
@@ -119,7 +125,17 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
       // An s3:// run: the shard's state and records are local to this worker (under its storage), its images and
       // records go to the bucket; a folder run's shard lives in the run's folder, which every worker reaches.
       const s3 = meta['s3'] ? { target: JSON.parse(meta['s3']) as S3Target, local: path.join(storageDir(options.storage), 'shards', safeRunName(run), String(shard)) } : undefined;
-      const engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs, s3);
+      let engine: Engine;
+      try {
+        engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs, s3);
+      } catch (error) {
+        // This machine cannot write to the run's bucket (no credentials, access denied, the store unreachable from
+        // here): the shard goes back for a worker that can, and this one stops rather than fail shard after shard.
+        if (!s3 || !(error instanceof UsageError)) throw error;
+        stoppedBecause ??= error.message;
+        setImmediate(() => void close());
+        return await handBack(`this worker cannot write to ${meta['outDir']}`);
+      }
       const report = () => {
         const p = engine.progress();
         const live: LiveShard = { saved: p.downloaded + p.skipped, failed: p.failed, by: name, at: Date.now() };
@@ -228,7 +244,14 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
     await running;
     await close();
   })();
-  return { name, done, close };
+  return {
+    name,
+    done,
+    close,
+    get stoppedBecause() {
+      return stoppedBecause;
+    },
+  };
 }
 
 /** Shards waiting, delayed (to be retried), prioritized or active, over every run in the queue. */
