@@ -8,12 +8,15 @@ import { readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // Run state is in node:sqlite on Node 22.13+, and Node 22 warns on every run that it is experimental (Node 24
-// does not). The CLI drops that one warning, here at its edge (the library never touches process warnings); every
-// other warning still reaches the runtime's own printer, which still honours --no-warnings, --trace-warnings etc.
+// does not). The AWS SDK (s3:// outputs) warns on Node 20 on every run that its releases after early January 2027
+// need Node 22 (the README says so). The CLI drops those two warnings, here at its edge (the library never touches
+// process warnings), so that an error stays one line; every other warning still reaches the runtime's own printer,
+// which still honours --no-warnings, --trace-warnings etc.
 const printWarning = process.listeners('warning');
 process.removeAllListeners('warning');
 process.on('warning', (warning) => {
   if (warning.name === 'ExperimentalWarning' && warning.message.startsWith('SQLite is an experimental feature')) return;
+  if (warning.message.startsWith('NodeVersionSupportWarning: The AWS SDK for JavaScript')) return;
   for (const print of printWarning) print.call(process, warning);
 });
 

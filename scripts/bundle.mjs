@@ -80,9 +80,10 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   // Left as imports, resolved from node_modules at run time: native addons (better-sqlite3, sharp) and esbuild; the
-  // optional features' packages, loaded only when used and maybe not installed (sharp, bullmq, ioredis); got-scraping
+  // optional features' packages, loaded only when used and maybe not installed (sharp, bullmq, ioredis, the AWS SDK
+  // for s3:// outputs); got-scraping
   // (Crawlee's, never used by imgdl) reads data files next to its own code.
-  external: ['better-sqlite3', 'bun:*', 'esbuild', 'got-scraping', 'sharp', 'bullmq', 'ioredis'],
+  external: ['better-sqlite3', 'bun:*', 'esbuild', 'got-scraping', 'sharp', 'bullmq', 'ioredis', '@aws-sdk/*'],
   minifyWhitespace: process.env.MW !== '0',
   minifySyntax: process.env.MS !== '0',
   minifyIdentifiers: process.env.MI === '1',

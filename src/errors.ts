@@ -24,6 +24,7 @@ export const REASON_CODES = {
   decode_failed: 'With image processing on (--resize, --format, --min-size…): the body could not be decoded (corrupt data, or a format sharp cannot read). Not retried.',
   too_small: 'With --min-size: the image is smaller than asked for. Not retried.',
   aspect_ratio: 'With --max-aspect: the ratio of the longer side to the shorter is over the limit. Not retried.',
+  upload_failed: 'With an s3:// output: the image could not be uploaded (the store kept failing or refused it, see `status`) after --retries tries; nothing is left under its name. `--retry-failed` tries it again.',
   internal: 'An unexpected error inside imgdl (a bug, not the server or the network); the failure keeps its stack. Not retried.',
 } as const;
 

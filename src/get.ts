@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './errors.ts';
-import { Engine, FAILURES_FILE, METADATA_FILE, type InputItem, type ItemInput, type Progress, type RunHandle, type Summary } from './core/engine.ts';
+import { Engine, FAILURES_FILE, METADATA_FILE, S3_LOCAL_DIR, type InputItem, type ItemInput, type Progress, type RunHandle, type Summary } from './core/engine.ts';
 import { asItem, isBinary, readList } from './core/input.ts';
 import { checkTable, INPUT_FORMATS, inputFormat, readTable, rowKey, type InputFormat, type TableColumns } from './core/tables.ts';
 import { deriveRunName, markRunEnded, markRunStarted, runsDir, safeRunName, storageDir } from './core/runs.ts';
 import { httpOption, type HttpClientKind } from './http/client.ts';
 import { redact } from './http/credentials.ts';
 import { storedUrl } from './core/urls.ts';
+import { checkNoS3Options, isS3Url, parseS3Target, s3Url, type S3Options } from './output/s3-target.ts';
 import { resolveOptions, type DownloadOptions } from './options.ts';
 import type { ImageRecord } from './core/download.ts';
 import type { ReasonCode } from './errors.ts';
@@ -16,12 +17,17 @@ import type { FailureRecord } from './storage/state.ts';
 import type { QueueProgress } from './queue/coordinator.ts';
 import type { ShardEvent } from './queue/worker.ts';
 
-export interface GetOptions extends DownloadOptions {
+export interface GetOptions extends DownloadOptions, S3Options {
   /** List files (one URL a line) and/or URLs. */
   inputs?: string[];
   /** Images given directly (URLs, or items with their own name and metadata), added before the lists. */
   items?: Array<string | ItemInput>;
-  /** Output folder; default: named after the first list file (`cats.txt` → `cats/`), or `downloads/`. */
+  /**
+   * Output folder; default: named after the first list file (`cats.txt` → `cats/`), or `downloads/`. Or
+   * `s3://BUCKET/PREFIX`: images uploaded to an S3 bucket (or an S3-compatible store: `s3Endpoint`), credentials from
+   * the AWS SDK's default chain (environment, shared files, SSO, instance roles); needs `@aws-sdk/client-s3` and
+   * `@aws-sdk/lib-storage` (see the README, "S3 output").
+   */
   out?: string;
   /** Run name; default: derived from the inputs and the output folder. */
   run?: string;
@@ -111,12 +117,18 @@ export function planGet(options: GetOptions) {
   if (formats.some((f, i) => f === 'parquet' && lists[i] === '-')) throw new UsageError('A Parquet table cannot be read from stdin (it is read by ranges): give its file');
   const tables = formats.filter((f) => f !== 'txt').length;
   const firstList = lists.find((l) => l !== '-');
-  const outDir = path.resolve(options.out ?? (firstList ? path.basename(firstList, path.extname(firstList)) : 'downloads'));
+  if (options.out !== undefined && typeof options.out !== 'string') throw new UsageError(`Expected \`out\` to be a folder or s3://BUCKET/PREFIX, got ${JSON.stringify(options.out)}`);
+  const s3 = isS3Url(options.out) ? parseS3Target(options.out, options) : undefined;
+  if (!s3) checkNoS3Options(options);
+  const folder = s3 ? undefined : path.resolve(options.out ?? (firstList ? path.basename(firstList, path.extname(firstList)) : 'downloads'));
+  // Where the output is, as the run's identity and its summary say: the folder, or the bucket and prefix (and store).
+  const shownOut = s3 ? s3Url(s3) : folder!;
   const label = firstList ? path.basename(firstList, path.extname(firstList)) : 'urls';
   // Items join the identity only when given, so a CLI run's name stays what it always was. URLs count with their
   // password as `***`: the same command with or without the password is the same run.
   const shown = urls.map(redact);
   const shownItems = items.map((item) => ({ ...item, url: redact(item.url) }));
+  const outDir = s3 ? { s3: shownOut, ...(s3.endpoint !== undefined ? { endpoint: s3.endpoint } : {}) } : folder;
   const identity: Record<string, unknown> = items.length > 0 ? { lists, urls: shown, outDir, items: createHash('sha256').update(JSON.stringify(shownItems)).digest('hex') } : { lists, urls: shown, outDir };
   // Reading a table another way (another URL or caption column, other columns kept) is another run.
   if (tables > 0) identity['table'] = { formats, urlCol: table.columns.urlCol, captionCol: table.columns.captionCol, saveCols: table.columns.saveCols };
@@ -126,7 +138,9 @@ export function planGet(options: GetOptions) {
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new UsageError('Expected `onProgress` to be a function');
   httpOption(options.http);
   if (options.report !== undefined && typeof options.report !== 'boolean') throw new UsageError(`Expected \`report\` to be a boolean, got ${JSON.stringify(options.report)}`);
-  return { lists, formats, columns: table.columns, urls, items, outDir, run, stateDir, engineOptions: resolveOptions(pickDownloadOptions(options)), report: options.report ?? true };
+  // An s3:// run keeps its records, failure report and temporary files in a folder of its state (uploaded from there).
+  const localDir = s3 ? path.join(stateDir, S3_LOCAL_DIR) : folder!;
+  return { lists, formats, columns: table.columns, urls, items, outDir: localDir, shownOut, s3, run, stateDir, engineOptions: resolveOptions(pickDownloadOptions(options)), report: options.report ?? true };
 }
 
 /** The input table options, checked. */
@@ -173,7 +187,7 @@ export function pickDownloadOptions(options: GetOptions): DownloadOptions {
   const {
     inputs: _i, items: _it, out: _o, run: _r, storage: _s, http: _h, fresh: _f, retryFailed: _rf, signal: _sg, command: _c, onStart: _os, onProgress: _op,
     inputFormat: _if, urlCol: _uc, captionCol: _cc, saveCols: _sc, report: _rp,
-    queue: _q, jobSize: _js, lockDuration: _ld, onQueueProgress: _oq, onShard: _osh, ...rest
+    queue: _q, jobSize: _js, lockDuration: _ld, onQueueProgress: _oq, onShard: _osh, s3Endpoint: _se, s3Addressing: _sa, s3Region: _sr, ...rest
   } = options;
   return rest;
 }
@@ -203,8 +217,9 @@ export async function get(options: GetOptions): Promise<Summary> {
     signal: options.signal,
     // The client asked for; when none is, the engine makes this runtime's default.
     httpKind: options.http,
+    ...(plan.s3 ? { s3: { target: plan.s3 } } : {}),
   });
-  markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...(options.inputs ?? [])], outDir: plan.outDir });
+  markRunStarted(plan.stateDir, { name: plan.run, kind: 'get', command: options.command ?? ['get', ...(options.inputs ?? [])], outDir: plan.shownOut });
   options.onStart?.(engine);
   if (options.onProgress) engine.onProgress(options.onProgress);
   const summary = await engine.run();
@@ -269,15 +284,19 @@ export async function download(
 ): Promise<{ summary: Summary; results: FolderResult[] }> {
   if (!Array.isArray(urls)) throw new UsageError(`Expected \`urls\` to be an array, got ${typeof urls}`);
   const summary = await get({ ...options, items: urls });
+  // An s3:// run's records are read from its local copies (what it uploaded); `path` is then the object's s3:// URL.
+  const s3 = isS3Url(options.out) ? planGet({ ...options, items: urls }) : undefined;
+  const local = s3?.outDir ?? summary.outDir;
+  const where = (file: string) => (s3?.s3 ? s3Url(s3.s3, file) : path.join(summary.outDir, file));
   const records = new Map<string, ImageRecord>();
-  for (const r of await readJsonLines<ImageRecord>(path.join(summary.outDir, METADATA_FILE))) records.set(r.url, r);
+  for (const r of await readJsonLines<ImageRecord>(path.join(local, METADATA_FILE))) records.set(r.url, r);
   const failures = new Map<string, FailureRecord>();
-  for (const f of await readJsonLines<FailureRecord>(path.join(summary.outDir, FAILURES_FILE))) failures.set(f.url, f);
+  for (const f of await readJsonLines<FailureRecord>(path.join(local, FAILURES_FILE))) failures.set(f.url, f);
   const results = urls.map((input, index): FolderResult => {
     const raw = typeof input === 'string' ? input : String(input.url);
     const url = recordedUrl(raw);
     const record = records.get(url);
-    if (record) return { status: 'saved', ok: true, index, url, file: record.file, path: path.join(summary.outDir, record.file), record };
+    if (record) return { status: 'saved', ok: true, index, url, file: record.file, path: where(record.file), record };
     const failure = failures.get(url) ?? failures.get(redact(raw));
     if (failure) return { status: 'failed', ok: false, index, url, code: failure.code, httpStatus: failure.status, message: failure.message };
     return { status: 'pending', ok: false, index, url };

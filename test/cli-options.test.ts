@@ -96,9 +96,9 @@ test('the parseArgs options of each command: every flag and alias of before, and
     run: s, storage: s, fresh: b, 'retry-failed': b, json: b,
     quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' }, 'no-report': b,
   };
-  assert.deepEqual(parseArgsOptions('get'), { ...shared, 'input-format': s, 'url-col': s, 'caption-col': s, 'save-cols': s, queue: s, 'job-size': s, 'lock-duration': s });
+  assert.deepEqual(parseArgsOptions('get'), { ...shared, 'input-format': s, 'url-col': s, 'caption-col': s, 'save-cols': s, queue: s, 'job-size': s, 'lock-duration': s, 's3-endpoint': s, 's3-addressing': s, 's3-region': s });
   assert.deepEqual(parseArgsOptions('run'), { ...shared, 'max-pages': s, 'max-depth': s, 'ignore-robots': b, name: s, archive: s, update: b, queue: s, 'job-size': s, 'lock-duration': s });
-  assert.deepEqual(parseArgsOptions('worker'), { queue: s, 'exit-when-idle': b, 'lock-duration': s, concurrency: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } });
+  assert.deepEqual(parseArgsOptions('worker'), { queue: s, 'exit-when-idle': b, 'lock-duration': s, concurrency: { type: 'string', short: 'c' }, storage: s, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } });
 });
 
 test('the flags given become library options by name, as the strings typed; CLI-only and absent flags are left out', () => {

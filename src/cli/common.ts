@@ -19,6 +19,15 @@ export function envStorage(env: NodeJS.ProcessEnv = process.env): string | undef
   return env['IMGDL_STORAGE'] ?? env['CRAWLEE_STORAGE_DIR'];
 }
 
+/**
+ * The endpoint of an s3:// output when --s3-endpoint is not given: `$AWS_ENDPOINT_URL_S3`, else `$AWS_ENDPOINT_URL`
+ * (the AWS SDKs' own variables; read here so that a custom endpoint also means path-style addressing, and so that the
+ * endpoint is part of the run's identity). Credentials and the region are left to the SDK's default chain.
+ */
+export function envS3Endpoint(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env['AWS_ENDPOINT_URL_S3'] || env['AWS_ENDPOINT_URL'] || undefined;
+}
+
 /** `IMGDL_HTTP=fetch` (or `undici`) forces an HTTP client, e.g. to compare them; unset, the library picks. */
 export function envHttp(env: NodeJS.ProcessEnv = process.env): HttpClientKind | undefined {
   const wanted = env['IMGDL_HTTP'];

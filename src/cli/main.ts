@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { get } from '../get.ts';
-import { commandLine, envHttp, envProxy, envStorage, exitStatus, note, onSignals } from './common.ts';
+import { commandLine, envHttp, envProxy, envS3Endpoint, envStorage, exitStatus, note, onSignals } from './common.ts';
 import { asFlags, commandHelp, libraryOptions, parseArgsOptions } from './options.ts';
 import { formatSummary, queueReporting, showProgress } from './progress.ts';
 import { cmdRuns, RUNS_HELP } from './runs.ts';
@@ -27,14 +27,16 @@ export const WORKER_HELP = `Usage: imgdl worker --queue redis://HOST:PORT/DB [op
 
 Takes shards of any run spread through that Redis (\`imgdl get LIST --queue …\`, \`imgdl run PLUGIN … --queue …\`: a
 plugin's images carry what saving them needs, the plugin's code is not loaded here) and downloads them into each
-run's output folder (which this machine must reach at the same path). A worker that dies loses nothing: its shard goes
+run's output folder (which this machine must reach at the same path), or its s3:// bucket (credentials from this
+machine's AWS environment or profile). A worker that dies loses nothing: its shard goes
 to another worker once its lock lapses, and that worker skips the images already saved. Ctrl-C hands the shard in
 hand back to the queue.
 
 Options:
 ${commandHelp('worker')}
 
-Exit status: 0 when it left (idle with --exit-when-idle), 2 bad usage or Redis unreachable, 130 interrupted.`;
+Exit status: 0 when it left (idle with --exit-when-idle), 2 bad usage, Redis unreachable, or a run's s3:// output
+that this machine cannot write to, 130 interrupted.`;
 
 const HELP = `imgdl ${VERSION}: get images off the web in bulk, fast, safely and resumably.
 
@@ -112,6 +114,7 @@ async function cmdGet(args: string[]): Promise<number> {
       storage: flags.storage ?? envStorage(),
       http: envHttp(),
       proxy: envProxy({ proxy: flags.proxy, noproxy: values['noproxy'] as string | undefined }),
+      ...(/^s3:\/\//i.test(flags.out ?? '') && flags.s3Endpoint === undefined && envS3Endpoint() !== undefined ? { s3Endpoint: envS3Endpoint() } : {}),
       inputs: positionals,
       signal: stop.signal,
       command: ['get', ...args],
@@ -148,6 +151,7 @@ async function cmdWorker(args: string[]): Promise<number> {
     const worker = await startWorker({
       ...flags,
       queue: flags.queue,
+      storage: flags.storage ?? envStorage(),
       http: envHttp(),
       signal: stop.signal,
       onShard: quiet ? undefined : (e) => {
@@ -159,6 +163,10 @@ async function cmdWorker(args: string[]): Promise<number> {
     });
     if (!quiet) note(`imgdl worker ${worker.name}: taking shards from ${flags.queue.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')}`);
     await worker.done;
+    if (worker.stoppedBecause !== undefined) {
+      console.error(`imgdl: ${asFlags(worker.stoppedBecause)} (the shard went back to the queue; this worker stopped)`);
+      return 2;
+    }
   } finally {
     stopOnSignal();
   }

@@ -53,9 +53,15 @@ export const CLI_OPTIONS = [
   {
     flag: 'out', short: 'o', type: 'string', arg: 'DIR', key: 'out', commands: ['get', 'run'],
     help: ({ command, plugin }) =>
-      command === 'get' ? 'output folder (default: named after the list, cats.txt → cats/; URLs → downloads/)'
+      command === 'get' ? 'output folder (default: named after the list, cats.txt → cats/; URLs → downloads/), or s3://BUCKET/PREFIX'
       : `output folder (default: ${plugin !== undefined ? `${plugin}/` : 'named after the plugin, e.g. flags/'})`,
   },
+  {
+    flag: 's3-endpoint', type: 'string', arg: 'URL', key: 's3Endpoint', commands: ['get'],
+    help: 'with --out s3://: an S3-compatible store, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else AWS)',
+  },
+  { flag: 's3-addressing', type: 'string', arg: 'STYLE', key: 's3Addressing', commands: ['get'], help: 'with --out s3://: path or virtual bucket addressing (default: path with an endpoint, else virtual)' },
+  { flag: 's3-region', type: 'string', arg: 'REGION', key: 's3Region', commands: ['get'], help: "with --out s3://: the region to sign for (default: $AWS_REGION or the profile's; us-east-1 with an endpoint)" },
   {
     flag: 'queue', type: 'string', arg: 'URL', key: 'queue', commands: ['get', 'run', 'worker'],
     help: ({ command }) =>
@@ -141,8 +147,10 @@ export const CLI_OPTIONS = [
       : 'run name (default: derived from the plugin, its options and the output folder)',
   },
   {
-    flag: 'storage', type: 'string', arg: 'DIR', key: 'storage', commands: ['get', 'run'],
-    help: 'where run state is kept (default: $IMGDL_STORAGE, else $CRAWLEE_STORAGE_DIR, else ./storage)',
+    flag: 'storage', type: 'string', arg: 'DIR', key: 'storage', commands: ['get', 'run', 'worker'],
+    help: ({ command }) =>
+      command === 'worker' ? "where the state of the shards of s3:// runs is kept while they are worked on (default: $IMGDL_STORAGE, else $CRAWLEE_STORAGE_DIR, else ./storage)"
+      : 'where run state is kept (default: $IMGDL_STORAGE, else $CRAWLEE_STORAGE_DIR, else ./storage)',
   },
   {
     flag: 'input-format', type: 'string', arg: 'FORMAT', key: 'inputFormat', commands: ['get'],
@@ -218,7 +226,7 @@ const FLAG_OF_KEY = new Map<string, string>(CLI_OPTIONS.flatMap((o: CliOption) =
 
 /** Option names in library messages (``Expected `maxBytes` …``) as the flags a CLI user typed (`--max-bytes`). */
 export function asFlags(message: string): string {
-  return message.replace(/`([a-z][A-Za-z]*)`/g, (whole, name: string) => {
+  return message.replace(/`([a-z][A-Za-z0-9]*)`/g, (whole, name: string) => {
     const flag = FLAG_OF_KEY.get(name);
     return flag === undefined ? whole : `\`--${flag}\``;
   });

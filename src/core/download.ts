@@ -871,11 +871,43 @@ export interface SaveAs {
 }
 
 /**
+ * Where save() puts an image once its name is claimed: the output folder (folderPlacer), or an object store
+ * (src/output/s3.ts). Each never replaces what is there under a name.
+ */
+export interface Placer {
+  /** The name (of those this image may get) of what is there already with exactly its bytes, taken over unwritten. */
+  adoptable(ctx: DownloadContext, base: string, url: string, fetched: { bytes: number; sha256: string }): Promise<string | undefined>;
+  /**
+   * Puts the finished temporary file `source` under `name` (the record's `file`), never replacing anything there: an
+   * error with code EEXIST when the name is taken. Other failures: a DownloadError (or an error save() reports as
+   * write_failed).
+   */
+  put(ctx: DownloadContext, source: string, name: string, record: ImageRecord): Promise<void>;
+  /**
+   * The original as fetched (in `tmpPath`), with --keep-original, under `name`: what is there with the same bytes is
+   * this image's; other bytes: an error with code EEXIST and `original: true`. `placed`: where an earlier attempt for
+   * this image put it (the output's name was taken since). Returns where it is now.
+   */
+  putOriginal(ctx: DownloadContext, tmpPath: string, placed: string | undefined, name: string, fetched: Fetched): Promise<string>;
+}
+
+/** The output folder: hard links (never replacing a file), folders checked to stay inside it. */
+export const folderPlacer: Placer = {
+  adoptable: (ctx, base, url, fetched) => sameFileInFolder(ctx, base, url, fetched),
+  async put(ctx, source, name) {
+    if (name.includes('/')) await folderInside(ctx.outDir, path.dirname(name));
+    await placeNoReplace(source, path.join(ctx.outDir, name));
+  },
+  putOriginal: (ctx, tmpPath, placed, name, fetched) => placeOriginal(tmpPath, placed, name, fetched.sha256, ctx.outDir),
+};
+
+/**
  * Names the image, claims the name in the store, then puts the file in place (never replacing one). With `as`, the
  * processed image is what is saved (its name takes the output's extension) and the record keeps the original's
  * figures; with `as.keepOriginal` the original goes to `originals/` under the same stem, before the output is placed.
+ * `placer`: where it goes (default: the output folder).
  */
-export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext, as?: SaveAs): Promise<ImageRecord> {
+export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: string, ctx: DownloadContext, as?: SaveAs, placer: Placer = folderPlacer): Promise<ImageRecord> {
   const output = as?.processed.output;
   const { width, height } = as ? as.processed.original : await dimensions(fetched, tmpPath);
   const asked = nameOf(item, url, fetched, ctx.settings, { width, height });
@@ -912,16 +944,16 @@ export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: stri
   try {
     // The same bytes already in the folder under the name this image would get (saved by a run whose state was lost
     // in a crash): that file is this image's, and no second copy is written.
-    const adoptable = await sameFileInFolder(ctx, base, item.url, record);
+    const adoptable = await placer.adoptable(ctx, base, item.url, record);
     for (let attempt = 0; attempt < 3; attempt++) {
       record.file = await ctx.claims.claim(item, base, record, adoptable);
       if (record.file === adoptable) return record;
       try {
-        if (record.file.includes('/')) await folderInside(ctx.outDir, path.dirname(record.file));
-        if (record.original?.file !== undefined) original = await placeOriginal(tmpPath, original, record.original.file, fetched.sha256, ctx.outDir);
-        await placeNoReplace(source, path.join(ctx.outDir, record.file));
-        // The temporary file is gone (linked into place and unlinked, or renamed): nothing left to remove.
-        if (source === tmpPath) placed = true;
+        if (record.original?.file !== undefined) original = await placer.putOriginal(ctx, tmpPath, original, record.original.file, fetched);
+        await placer.put(ctx, source, record.file, record);
+        // The folder's link moved the temporary file into place (linked and unlinked, or renamed): nothing left to
+        // remove. An upload (S3) leaves it, and the finally below removes it.
+        if (source === tmpPath && placer === folderPlacer) placed = true;
         return record;
       } catch (error) {
         ctx.store.unclaim(item.id);
@@ -930,6 +962,7 @@ export async function save(item: Item, url: URL, fetched: Fetched, tmpPath: stri
           ctx.claims.taken(record.file);
           continue;
         }
+        if (error instanceof DownloadError) throw error;
         throw new DownloadError('write_failed', `Could not save ${record.file}: ${(error as Error).message}`, { cause: error });
       }
     }

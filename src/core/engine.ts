@@ -18,6 +18,7 @@ import { PageLane } from './pages.ts';
 import { writeFailures, writeRunFiles, type FailureLine } from './report.ts';
 import { Tally } from './tally.ts';
 import { datasetFactory, type Dataset } from '../output/dataset.ts';
+import { s3Url } from '../output/s3-target.ts';
 import { FAILURES_FILE, METADATA_FILE, REPORT_FILE, STATS_FILE, TMP_DIR, type EngineEvents, type Progress, type HostSummary, type RunHandle, type RunSpec, type Summary } from './types.ts';
 
 export * from './types.ts';
@@ -86,7 +87,8 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
   /** Opens a run (see openRun: folders checked, locks taken, state forgotten if asked) without starting it. */
   static async open(spec: RunSpec): Promise<Engine> {
     // sharp (for processing) is loaded first: a missing one is a usage error before anything is locked or written.
-    const makeOutput = await datasetFactory(spec.options, spec.filesDir ?? spec.outDir, spec.tarShard);
+    // An s3:// output's bucket is probed here too: no credentials, no bucket, no access are usage errors before any work.
+    const makeOutput = await datasetFactory(spec.options, spec.filesDir ?? spec.outDir, spec.tarShard, spec.s3, spec.signal);
     const { store, release } = await openRun(spec);
     return new Engine(spec, store, release, makeOutput?.(store));
   }
@@ -169,9 +171,11 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
   private async recover(): Promise<Set<string>> {
     const unclean = this.store.getMeta(META_OPEN) === '1';
     this.store.setMeta(META_OPEN, '1');
-    await this.output?.recover();
+    await this.output?.recover(unclean);
     await this.metadata.reconcile(this.filesDir, unclean, this.output?.check);
     this.output?.loadSaved();
+    const known = this.output?.existingNames();
+    if (known) return known;
     try {
       return new Set((await fs.promises.readdir(this.filesDir)).map((n) => n.toLowerCase()));
     } catch {
@@ -255,6 +259,8 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
         if (!this.stopIfDiskFull(error, this.spec.outDir)) failure = error;
       }
     }
+    // An s3:// output: the run's files go up beside its images (the local copies stay authoritative).
+    if (failure === undefined) await this.output?.publish().catch((error: unknown) => (failure = error));
     this.release();
     if (failure !== undefined) throw failure;
   }
@@ -264,6 +270,9 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
     const { downloaded, bytes } = this.tally.counts;
     const { spec } = this;
     const notVisited = this.pages?.notVisited ?? 0;
+    // An s3:// output is shown where its images and run files are.
+    const shown = spec.s3 ? s3Url(spec.s3.target) : spec.outDir;
+    const file = (name: string) => (spec.s3 ? s3Url(spec.s3.target, (spec.s3.runFiles?.prefix ?? '') + name) : path.join(spec.outDir, name));
     return {
       run: path.basename(spec.stateDir),
       downloaded,
@@ -274,11 +283,11 @@ export class Engine extends EventEmitter<EngineEvents> implements RunHandle {
       seconds: Math.round(seconds * 1000) / 1000,
       imagesPerSecond: seconds > 0 ? Math.round((downloaded / seconds) * 10) / 10 : 0,
       interrupted: this.signal.aborted && !this.stopped && !this.inputError,
-      outDir: spec.outDir,
-      metadataFile: path.join(spec.outDir, METADATA_FILE),
-      failuresFile: path.join(spec.outDir, FAILURES_FILE),
-      ...(this.wroteStats ? { statsFile: path.join(spec.outDir, STATS_FILE) } : {}),
-      ...(this.wroteReport ? { reportFile: path.join(spec.outDir, REPORT_FILE) } : {}),
+      outDir: shown,
+      metadataFile: file(METADATA_FILE),
+      failuresFile: file(FAILURES_FILE),
+      ...(this.wroteStats ? { statsFile: file(STATS_FILE) } : {}),
+      ...(this.wroteReport ? { reportFile: file(REPORT_FILE) } : {}),
       failuresByCode: this.failuresByCode,
       ...(this.retried ? { retried: this.retried } : {}),
       ...(this.stopped ? { stopped: { ...this.stopped, ...(spec.items && !this.ingest.complete ? { unread: true } : {}) } } : {}),

@@ -9,6 +9,7 @@ import type { DownloadSettings, ImageRecord, Page } from './download.ts';
 import type { Item } from '../storage/state.ts';
 import { OPT_OUT_DIRECTIVES } from './robots.ts';
 import type { ProcessSpec } from '../process/image.ts';
+import type { S3Target } from '../output/s3-target.ts';
 
 export interface EngineOptions extends DownloadSettings {
   /** Downloads in flight at once. */
@@ -64,6 +65,8 @@ export const STATS_FILE = 'stats.json';
 export const REPORT_FILE = 'report.html';
 /** The output folder's lock: one run at a time writes into a folder. */
 export const FOLDER_LOCK = '.imgdl-lock';
+/** An s3:// run's local folder, in its state folder: its records, failure report, run files, lock and temporary files. */
+export const S3_LOCAL_DIR = 'output';
 /** Where bodies are written before they are put under their names (in the output folder: same file system). */
 export const TMP_DIR = '.imgdl-tmp';
 
@@ -320,4 +323,20 @@ export interface RunSpec {
    * `filesDir` beside the other jobs' shards.
    */
   tarShard?: number;
+  /**
+   * Images go to an S3 bucket (src/output/s3.ts) instead of a folder: `outDir` is then a local folder for the run's
+   * records, temporary files and lock, whose run files are uploaded at checkpoints and at the end.
+   */
+  s3?: S3Spec;
+}
+
+/** An s3:// output, as a run is given it. */
+export interface S3Spec {
+  target: S3Target;
+  /** Which run files to upload and under what key prefix; default: all four, under the target's prefix. */
+  runFiles?: { prefix: string; names: readonly string[] };
+  /** Bodies over this go up as multipart uploads (tests); default src/output/s3.ts PART_SIZE. */
+  partSize?: number;
+  /** Least time between two uploads of metadata.jsonl during the run (tests); default 30 s. */
+  checkpointMs?: number;
 }

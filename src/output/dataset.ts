@@ -3,9 +3,9 @@
 // of these; a plain run saves as fetched (save() in src/core/download.ts).
 import fs from 'node:fs';
 import pLimit from 'p-limit';
-import { DownloadError, type ReasonCode } from '../errors.ts';
+import { DownloadError, UsageError, type ReasonCode } from '../errors.ts';
 import { save, type DownloadContext, type Fetched, type ImageRecord } from '../core/download.ts';
-import type { EngineOptions } from '../core/types.ts';
+import { FAILURES_FILE, METADATA_FILE, REPORT_FILE, STATS_FILE, type EngineOptions, type S3Spec } from '../core/types.ts';
 import { loadSharp, processImage, type Processed, type Sharp } from '../process/image.ts';
 import type { SavedCheck } from '../storage/metadata.ts';
 import type { Item, RunStore } from '../storage/state.ts';
@@ -19,10 +19,20 @@ export interface OutputSink {
   failed?(item: Item, failure: { code: ReasonCode; status: number | null; message: string }): void;
   /** An image not saved because its bytes were saved already (--dedupe), with the record pointing to the first. */
   duplicate?(item: Item, record: ImageRecord): void;
-  /** Settles what a crash left (before the metadata file is reconciled with the store). */
-  recover?(): Promise<void>;
+  /** Settles what a crash left (before the metadata file is reconciled with the store); `unclean`: the last run did not end cleanly. */
+  recover?(unclean: boolean): Promise<void>;
+  /** Names (lower-cased) a new image never takes, when the sink knows them (default: the folder's listing). */
+  existingNames?(): Set<string>;
+  /** Once the run's files are written (metadata.jsonl, failures.jsonl, stats.json, report.html): copies them where the images are. */
+  publish?(): Promise<void>;
   /** How the metadata file's records are checked against what this layout wrote (default: files in the folder). */
   readonly check?: SavedCheck;
+  /**
+   * Saving takes as long as a download (an upload): at most --concurrency images are then between the start of
+   * their download and the end of their save, so that images fetched faster than they are saved do not pile up
+   * (and a crash fetches again at most that many).
+   */
+  readonly remote?: boolean;
   /** Writes what is buffered; `finished`: the run has nothing left to do (a last, partial shard is completed). */
   close(finished: boolean): Promise<void>;
 }
@@ -116,7 +126,8 @@ export class Dataset {
     // Processing is slower than downloading: without a bound, bodies fetched faster than they are resized would pile
     // up in memory (851 MB at W10). At most --concurrency images are between their download's start and the end of
     // their processing, so downloads keep pace with the cores.
-    const limit = options.processing ? pLimit(options.concurrency) : undefined;
+    // An upload (sink.remote) is bounded the same way.
+    const limit = options.processing || sink.remote ? pLimit(options.concurrency) : undefined;
     this.gate = limit ? (fn) => limit(fn) : (fn) => fn();
   }
 
@@ -129,8 +140,16 @@ export class Dataset {
     return this.sink.check;
   }
 
-  async recover(): Promise<void> {
-    await this.sink.recover?.();
+  async recover(unclean: boolean): Promise<void> {
+    await this.sink.recover?.(unclean);
+  }
+
+  existingNames(): Set<string> | undefined {
+    return this.sink.existingNames?.();
+  }
+
+  async publish(): Promise<void> {
+    await this.sink.publish?.();
   }
 
   /** Called once the folder is reconciled with the store: what was saved before is known to --dedupe. */
@@ -190,10 +209,26 @@ function duplicateRecord(item: Item, fetched: Fetched, first: ImageRecord): Imag
  * UsageError when sharp is missing) and returns how to make its Dataset once the store is open. Undefined for a
  * plain run, which loads none of it.
  */
-export async function datasetFactory(options: EngineOptions, outDir: string, tarShard?: number): Promise<((store: RunStore) => Dataset) | undefined> {
-  if (!options.processing && !options.dedupe && options.layout === 'files') return undefined;
+export async function datasetFactory(
+  options: EngineOptions,
+  outDir: string,
+  tarShard?: number,
+  s3?: S3Spec,
+  signal?: AbortSignal,
+): Promise<((store: RunStore) => Dataset) | undefined> {
+  if (!s3 && !options.processing && !options.dedupe && options.layout === 'files') return undefined;
+  if (s3 && options.layout === 'webdataset') {
+    throw new UsageError('`layout` webdataset cannot write to an s3:// output yet: write the shards to a folder, then copy them (aws s3 sync)');
+  }
   const sharp = options.processing ? await loadSharp() : undefined;
   const keepOriginal = options.processing?.keepOriginal ?? false;
+  if (s3) {
+    // The SDK is loaded, and the bucket probed (credentials, existence, a write), before anything is locked or fetched.
+    const { S3Output, S3Sink } = await import('./s3.ts');
+    const out = await S3Output.open(s3.target, options, s3.partSize === undefined ? {} : { partSize: s3.partSize });
+    const runFiles = s3.runFiles ?? { prefix: '', names: [METADATA_FILE, FAILURES_FILE, STATS_FILE, REPORT_FILE] };
+    return (store) => new Dataset(options, sharp, new S3Sink(out, store, outDir, keepOriginal, runFiles, { concurrency: options.concurrency, signal, ...(s3.checkpointMs === undefined ? {} : { checkpointMs: s3.checkpointMs }) }), store);
+  }
   if (options.layout === 'webdataset') {
     const { WebDatasetSink } = await import('./webdataset.ts');
     const tar = await WebDatasetSink.load();

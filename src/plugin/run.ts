@@ -128,6 +128,9 @@ export async function planPluginRun(plugin: AnyPlugin, opts: RunPluginOptions = 
   const limits: PageLimits = { ...plugin.limits };
   if (opts.maxPages !== undefined) limits.maxPages = integer('maxPages', opts.maxPages, 1);
   if (opts.maxDepth !== undefined) limits.maxDepth = integer('maxDepth', opts.maxDepth, 0);
+  if (typeof opts.out === 'string' && /^s3:\/\//i.test(opts.out)) {
+    throw new UsageError('A plugin run cannot write to an s3:// output yet (imgdl get can): give a folder as `out`');
+  }
   const outDir = path.resolve(opts.out ?? plugin.name);
   const run = opts.run !== undefined ? safeRunName(opts.run) : deriveRunName('run', plugin.name, { plugin: plugin.name, options: values, outDir });
   if (!run) throw new UsageError(`Expected \`run\` to be a usable name, got ${JSON.stringify(opts.run)}`);

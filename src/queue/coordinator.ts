@@ -19,6 +19,8 @@ import { RunLock } from '../storage/lock.ts';
 import { UrlSet } from '../storage/url-set.ts';
 import { integer } from '../options.ts';
 import { inputs, pickDownloadOptions, planGet, type GetOptions } from '../get.ts';
+import type { S3Output } from '../output/s3.ts';
+import { s3Url, type S3Target } from '../output/s3-target.ts';
 import {
   connect, HEARTBEAT_MS, jobId, keys, parseRedisUrl, PREFIX, QUEUE_NAME, SHARD_ATTEMPTS, SHARDS_DIR, WORKER_TTL_MS, type LiveShard, type ShardResult,
 } from './redis.ts';
@@ -60,6 +62,8 @@ export interface CoordinateOptions {
   http?: HttpClientKind;
   onShard?: (event: ShardEvent) => void;
   onQueueProgress?: (progress: QueueProgress) => void;
+  /** Where this process keeps the state of the shards of s3:// runs it works on (default: ./storage). */
+  storage?: string;
 }
 
 /** What cutting a run into shard jobs left to add to the whole run's summary. */
@@ -87,10 +91,16 @@ export async function getQueued(options: GetOptions): Promise<QueueSummary> {
   const shardSize = queueJobSize(options.jobSize, plan.engineOptions);
   if (options.fresh) throw new UsageError('`fresh` is not available with `queue` yet: give another --run name to start over');
   if (options.retryFailed) throw new UsageError('`retryFailed` is not available with `queue` yet');
-  return coordinate(options, plan.run, plan.outDir, async ({ redis, queue, meta }) => {
-    if (meta['enqueued'] !== '1') await enqueue(redis, queue, plan.run, plan, options, shardSize);
-    return {};
-  });
+  const outKey = plan.s3 ? plan.shownOut : plan.outDir;
+  return coordinate(
+    options, plan.run, plan.outDir,
+    async ({ redis, queue, meta }) => {
+      if (meta['enqueued'] !== '1') await enqueue(redis, queue, plan.run, plan, options, shardSize, outKey);
+      return {};
+    },
+    false,
+    plan.s3 ? { target: plan.s3, shown: plan.shownOut, engineOptions: plan.engineOptions } : undefined,
+  );
 }
 
 /**
@@ -130,10 +140,16 @@ export async function coordinate(
   cut: (ctx: { redis: Redis; queue: Queue<ShardJob>; meta: Record<string, string> }) => Promise<Cut>,
   /** Take shards while `cut` runs (a plugin's crawl, which finds images as it goes); else once it is done. */
   workWhileCutting = false,
+  /** An s3:// output: `outDir` is then the local folder of the run's records (merged there, then uploaded). */
+  output?: { target: S3Target; shown: string; engineOptions: EngineOptions },
 ): Promise<QueueSummary> {
   const url = parseRedisUrl(options.queue);
   const lockMs = lockDurationMs(options.lockDuration);
   const concurrency = options.concurrency === undefined ? undefined : integer('concurrency', options.concurrency, 1);
+  // Checked before any work: an s3:// output's bucket (credentials, existence, a write), Redis reachable, the output
+  // folder writable and not being written by another run.
+  const s3 = output ? await (await import('../output/s3.ts')).S3Output.open(output.target, output.engineOptions) : undefined;
+  const outKey = output ? output.shown : outDir;
   const redis = await connect(url, 'imgdl-coordinator');
   const started = Date.now();
   let lock: RunLock | undefined;
@@ -146,10 +162,12 @@ export async function coordinate(
       busy: (holder) => `The folder ${outDir} is being written by another imgdl run (process ${holder.pid}${holder.run ? `, run ${holder.run}` : ''}); wait for it to end, or give another --out.`,
     });
     const meta = await redis.hgetall(keys.run(run));
-    if (meta['outDir'] !== undefined && meta['outDir'] !== outDir) {
-      throw new UsageError(`The run ${run} in this Redis writes into ${meta['outDir']}, not ${outDir}; give another --run name`);
+    if (meta['outDir'] !== undefined && meta['outDir'] !== outKey) {
+      throw new UsageError(`The run ${run} in this Redis writes into ${meta['outDir']}, not ${outKey}; give another --run name`);
     }
-    if (meta['merged'] === '1') return finishedSummary(run, outDir, meta, started);
+    if (meta['merged'] === '1') return finishedSummary(run, outKey, meta, started);
+    // The bucket's records are the run's (workers on other machines wrote them): the local copy is brought up to date.
+    if (s3) await s3.download(METADATA_FILE, path.join(outDir, METADATA_FILE));
     const { Queue: BullQueue } = await import('bullmq');
     queueConnection = redis.duplicate();
     queueConnection.on('error', () => {});
@@ -161,7 +179,7 @@ export async function coordinate(
     const onAbort = () => stop.abort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const work = () => startWorker({
-      queue: url.href, lockDuration: lockMs / 1000, signal: stop.signal, http: options.http, onShard: options.onShard,
+      queue: url.href, lockDuration: lockMs / 1000, signal: stop.signal, http: options.http, onShard: options.onShard, storage: options.storage,
       ...(concurrency === undefined ? {} : { concurrency }),
     });
     let worker = workWhileCutting ? await work() : undefined;
@@ -194,8 +212,8 @@ export async function coordinate(
       options.signal?.removeEventListener('abort', onAbort);
       await worker?.close();
     }
-    if (!finished) return await interruptedSummary(redis, run, outDir, started, result);
-    return await merge(redis, run, outDir, doneBefore, started, result);
+    if (!finished) return await interruptedSummary(redis, run, outKey, started, result);
+    return await merge(redis, run, outDir, doneBefore, started, result, s3);
   } finally {
     await queue?.close().catch(() => {});
     queueConnection?.disconnect();
@@ -205,10 +223,13 @@ export async function coordinate(
 }
 
 /** Reads the inputs once, each URL once, and adds one job per shard not yet done; then marks the run enqueued. */
-async function enqueue(redis: Redis, queue: Queue<ShardJob>, run: string, plan: ReturnType<typeof planGet>, options: GetOptions, shardSize: number): Promise<void> {
+async function enqueue(redis: Redis, queue: Queue<ShardJob>, run: string, plan: ReturnType<typeof planGet>, options: GetOptions, shardSize: number, outKey: string): Promise<void> {
   await redis
     .multi()
-    .hset(keys.run(run), { outDir: plan.outDir, options: JSON.stringify(pickDownloadOptions(options)), shardSize: String(shardSize), createdAt: String(Date.now()) })
+    .hset(keys.run(run), {
+      outDir: outKey, options: JSON.stringify(pickDownloadOptions(options)), shardSize: String(shardSize), createdAt: String(Date.now()),
+      ...(plan.s3 ? { s3: JSON.stringify(plan.s3) } : {}),
+    })
     .hsetnx(keys.run(run), 'tarBase', String(firstTarShard(plan.outDir)))
     .zadd(keys.runs, Date.now(), run)
     .exec();
@@ -346,11 +367,17 @@ export async function runProgress(redis: Redis, run: string, started: number): P
  * folder kept, one record per URL) and failures.jsonl, each written whole and renamed into place; the shards'
  * folders go once merged (unless a shard failed for good: then they stay for the next attempt).
  */
-async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<string>, started: number, cut: Cut = {}): Promise<QueueSummary> {
+async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<string>, started: number, cut: Cut = {}, s3?: S3Output): Promise<QueueSummary> {
   const meta = await redis.hgetall(keys.run(run));
   const shards = Number(meta['shards'] ?? 0);
   const failedShards = await redis.hgetall(keys.failed(run));
   const shardsDir = path.join(outDir, SHARDS_DIR);
+  if (s3) {
+    // Each shard's records and failures were uploaded by its worker under .imgdl-shards/<n>/: brought here to merge.
+    for (let shard = 0; shard < shards; shard++) {
+      for (const name of [METADATA_FILE, FAILURES_FILE]) await s3.download(`${SHARDS_DIR}/${shard}/${name}`, path.join(shardsDir, String(shard), name));
+    }
+  }
   const records = new Map<string, ImageRecord>();
   const fromEarlierInvocation = new Set<string>();
   const failures = new Map<string, FailureRecord>();
@@ -399,8 +426,16 @@ async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<
     ...(cut.pagesNotVisited ? { pagesNotVisited: cut.pagesNotVisited } : {}),
   };
   const shardCount = { total: shards, done: shards - Object.keys(failedShards).length, failed: Object.keys(failedShards).length };
+  if (s3) {
+    for (const name of [METADATA_FILE, FAILURES_FILE]) await s3.putRunFile(name, path.join(outDir, name));
+  }
   if (shardCount.failed === 0) {
     await fs.promises.rm(shardsDir, { recursive: true, force: true });
+    if (s3) {
+      const names: string[] = [];
+      for await (const o of s3.list(`${SHARDS_DIR}/`)) names.push(o.name);
+      await s3.delete(names);
+    }
     await redis
       .multi()
       .hset(keys.run(run), {
@@ -420,9 +455,9 @@ async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<
     seconds: Math.round(seconds * 1000) / 1000,
     imagesPerSecond: seconds > 0 ? Math.round((downloaded / seconds) * 10) / 10 : 0,
     interrupted: false,
-    outDir,
-    metadataFile,
-    failuresFile,
+    outDir: s3 ? s3Url(s3.target) : outDir,
+    metadataFile: s3 ? s3Url(s3.target, METADATA_FILE) : metadataFile,
+    failuresFile: s3 ? s3Url(s3.target, FAILURES_FILE) : failuresFile,
     failuresByCode,
     ...pages,
     shards: shardCount,
@@ -444,8 +479,8 @@ function finishedSummary(run: string, outDir: string, meta: Record<string, strin
     imagesPerSecond: 0,
     interrupted: false,
     outDir,
-    metadataFile: path.join(outDir, METADATA_FILE),
-    failuresFile: path.join(outDir, FAILURES_FILE),
+    metadataFile: runFile(outDir, METADATA_FILE),
+    failuresFile: runFile(outDir, FAILURES_FILE),
     failuresByCode: JSON.parse(meta['failuresByCode'] ?? '{}') as Partial<Record<ReasonCode, number>>,
     ...(meta['pagesFailed'] ? { pagesFailed: Number(meta['pagesFailed']) } : {}),
     shards: { total: shards, done: shards, failed: 0 },
@@ -467,13 +502,18 @@ async function interruptedSummary(redis: Redis, run: string, outDir: string, sta
     imagesPerSecond: seconds > 0 ? Math.round((p.saved / seconds) * 10) / 10 : 0,
     interrupted: !cut.stopped,
     outDir,
-    metadataFile: path.join(outDir, METADATA_FILE),
-    failuresFile: path.join(outDir, FAILURES_FILE),
+    metadataFile: runFile(outDir, METADATA_FILE),
+    failuresFile: runFile(outDir, FAILURES_FILE),
     failuresByCode: {},
     ...(cut.stopped ? { stopped: cut.stopped } : {}),
     ...(cut.pagesFailed ? { pagesFailed: cut.pagesFailed } : {}),
     shards: { total: p.shards, done: p.shardsDone, failed: p.shardsFailed },
   };
+}
+
+/** A run file's path in a folder, or its s3:// URL. */
+function runFile(out: string, name: string): string {
+  return /^s3:\/\//i.test(out) ? `${out}/${name}` : path.join(out, name);
 }
 
 export type { ShardEvent };

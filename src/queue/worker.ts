@@ -1,13 +1,16 @@
 // A worker of distributed runs: takes shard jobs of any run from the BullMQ queue and downloads each with the local
 // engine, as a small run of its own in the run's output folder (<out>/.imgdl-shards/<n>/: its state, records,
 // failures, lock and temporary files), saving the images into <out> itself beside every other shard's.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UsageError } from '../errors.ts';
-import { Engine, type EngineOptions, type ItemInput, type Summary } from '../core/engine.ts';
+import { Engine, FAILURES_FILE, METADATA_FILE, type EngineOptions, type ItemInput, type Summary } from '../core/engine.ts';
+import { safeRunName, storageDir } from '../core/runs.ts';
+import type { S3Target } from '../output/s3-target.ts';
 import type { HttpClientKind } from '../http/client.ts';
 import { integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import {
@@ -40,6 +43,11 @@ export interface WorkerOptions {
   signal?: AbortSignal;
   /** The HTTP client kind (see get()). */
   http?: HttpClientKind;
+  /**
+   * Where the state of shards of s3:// runs is kept while this worker works on them (workers share no folder then:
+   * each shard's records go to the bucket). @default ./storage
+   */
+  storage?: string;
   /** Called when a shard starts, ends, or is handed back. */
   onShard?: (event: ShardEvent) => void;
 }
@@ -58,6 +66,11 @@ export interface QueueWorker {
   readonly done: Promise<void>;
   /** Stops taking shards; the shard in hand is handed back to the queue, then the worker closes. */
   close(): Promise<void>;
+  /**
+   * Why the worker stopped by itself, if it did: it could not write to a run's s3:// output (the message says why);
+   * the shard it had taken went back to the queue.
+   */
+  readonly stoppedBecause: string | undefined;
 }
 
 let workers = 0;
@@ -90,6 +103,7 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
   const stopping = new AbortController();
   let current: { job: Job<ShardJob>; abort: AbortController } | undefined;
   const limiters = new Map<string, RedisHostLimiter>();
+  let stoppedBecause: string | undefined;
 
   const processor = async (job: Job<ShardJob>, token?: string): Promise<ShardResult> => {
     const { run, shard } = job.data;
@@ -112,7 +126,20 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
       options.onShard?.({ type: 'start', run, shard, urls: job.data.items.length });
       // --layout webdataset: the job's samples go into one tar shard of its own, numbered from the run's first.
       const tarShard = engineOptions.layout === 'webdataset' ? Number(meta['tarBase'] ?? 0) + shard : undefined;
-      const engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs, tarShard);
+      // An s3:// run: the shard's state and records are local to this worker (under its storage), its images and
+      // records go to the bucket; a folder run's shard lives in the run's folder, which every worker reaches.
+      const s3 = meta['s3'] ? { target: JSON.parse(meta['s3']) as S3Target, local: path.join(storageDir(options.storage), 'shards', safeRunName(run), String(shard)) } : undefined;
+      let engine: Engine;
+      try {
+        engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs, tarShard, s3);
+      } catch (error) {
+        // This machine cannot write to the run's bucket (no credentials, access denied, the store unreachable from
+        // here): the shard goes back for a worker that can, and this one stops rather than fail shard after shard.
+        if (!s3 || !(error instanceof UsageError)) throw error;
+        stoppedBecause ??= error.message;
+        setImmediate(() => void close());
+        return await handBack(`this worker cannot write to ${meta['outDir']}`);
+      }
       const report = () => {
         const p = engine.progress();
         const live: LiveShard = { saved: p.downloaded + p.skipped, failed: p.failed, by: name, at: Date.now() };
@@ -131,6 +158,8 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
       const result: ShardResult = { saved: summary.downloaded + summary.skipped, failed: summary.failed, urls: job.data.items.length, by: name, at: Date.now() };
       // Idempotent: a shard run twice (BullMQ delivers at least once) records the same counts, read from its state.
       await redis.multi().hset(keys.done(run), String(shard), JSON.stringify(result)).hdel(keys.live(run), String(shard)).exec();
+      // Its records are in the bucket: the local state has served.
+      if (s3) await fs.promises.rm(s3.local, { recursive: true, force: true }).catch(() => {});
       options.onShard?.({ type: 'done', run, shard, result, summary });
       return result;
     } finally {
@@ -219,7 +248,14 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
     await running;
     await close();
   })();
-  return { name, done, close };
+  return {
+    name,
+    done,
+    close,
+    get stoppedBecause() {
+      return stoppedBecause;
+    },
+  };
 }
 
 /** Shards waiting, delayed (to be retried), prioritized or active, over every run in the queue, plus the runs still being cut. */
@@ -269,14 +305,18 @@ export function lockDurationMs(value: unknown): number {
 async function openShard(
   outDir: string, run: string, shard: number, items: ShardJob['items'], options: ReturnType<typeof resolveOptions>,
   signal: AbortSignal, httpKind: HttpClientKind | undefined, hosts: RedisHostLimiter | undefined, lockMs: number, tarShard: number | undefined,
+  s3?: { target: S3Target; local: string },
 ): Promise<Engine> {
-  const shardDir = path.join(outDir, SHARDS_DIR, String(shard));
+  const shardDir = s3 ? s3.local : path.join(outDir, SHARDS_DIR, String(shard));
   for (;;) {
     try {
       return await Engine.open({
         stateDir: path.join(shardDir, 'state'),
         outDir: shardDir,
-        filesDir: outDir,
+        // An s3:// run's shard uploads its images, and its records under .imgdl-shards/<n>/ (the coordinator merges them).
+        ...(s3
+          ? { s3: { target: s3.target, runFiles: { prefix: `${SHARDS_DIR}/${shard}/`, names: [METADATA_FILE, FAILURES_FILE] } }, report: false }
+          : { filesDir: outDir }),
         name: `${run}#${shard}`,
         options,
         items: items.map((i) => (typeof i === 'string' ? { url: i } : i)),
