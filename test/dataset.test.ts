@@ -10,12 +10,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
-import tar from 'tar-stream';
 import { get } from '../src/get.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { BIN, readJsonl, runCli, runProcess, tmpDir } from './helpers/cli.ts';
 import { assertFolder, failureCodes } from './helpers/invariants.ts';
 import { crc32, png } from './helpers/images.ts';
+import { tarMembers } from './helpers/tar.ts';
 
 interface Rec {
   url: string;
@@ -218,28 +218,15 @@ interface Sample {
   members: Map<string, Buffer>;
 }
 
-/** Every member of a tar, grouped by sample key (the name up to its first dot), in order. */
+/** Every member of a tar, grouped by sample key (the name up to its first dot), in order (a name twice fails). */
 async function readTar(file: string): Promise<Map<string, Sample>> {
   const samples = new Map<string, Sample>();
-  const extract = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        const key = header.name.slice(0, header.name.indexOf('.'));
-        const s = samples.get(key) ?? { members: new Map() };
-        assert.ok(!s.members.has(header.name), `${header.name} once in ${path.basename(file)}`);
-        s.members.set(header.name, Buffer.concat(chunks));
-        samples.set(key, s);
-        next();
-      });
-    });
-    extract.on('finish', () => resolve());
-    extract.on('error', reject);
-  });
-  fs.createReadStream(file).pipe(extract);
-  await done;
+  for (const [name, data] of await tarMembers(file)) {
+    const key = name.slice(0, name.indexOf('.'));
+    const s = samples.get(key) ?? { members: new Map() };
+    s.members.set(name, data);
+    samples.set(key, s);
+  }
   return samples;
 }
 
