@@ -210,16 +210,16 @@ export async function runPlugin<O extends OptionSpecs, L extends string>(plugin:
   }
 }
 
-async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions, archive: Archive | undefined): Promise<Summary> {
-  const engine = await Engine.open({
+/**
+ * What a plugin's run is made of, for the engine: its state, pages, limits and handlers. A local run adds its output
+ * folder; a distributed run's coordinator (src/queue/plugin.ts) its pages-only folder and where found images go.
+ */
+export function pluginRunSpec(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions, archive: Archive | undefined, update: boolean) {
+  return {
     stateDir: plan.stateDir,
-    outDir: plan.outDir,
     name: plan.run,
-    fresh: opts.fresh,
-    retryFailed: opts.retryFailed,
     maxPages: plan.limits.maxPages,
     maxDepth: plan.limits.maxDepth,
-    update: opts.update === true,
     acceptStatus: p.http?.acceptStatus,
     options: plan.engineOptions,
     // Added on every run; pages already seen (uniqueKey label:url) are not fetched again.
@@ -227,12 +227,22 @@ async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions
     handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name), {
       keepFound: plan.engineOptions.nameTemplate !== undefined,
       archive,
-      update: opts.update === true,
+      update,
       imageReferer: p.http?.imageReferer === true,
     }),
     signal: opts.signal,
     // The client asked for; when none is, the engine makes this runtime's default.
     httpKind: opts.http,
+  };
+}
+
+async function runWith(p: AnyPlugin, plan: PluginRunPlan, opts: RunPluginOptions, archive: Archive | undefined): Promise<Summary> {
+  const engine = await Engine.open({
+    ...pluginRunSpec(p, plan, opts, archive, opts.update === true),
+    outDir: plan.outDir,
+    fresh: opts.fresh,
+    retryFailed: opts.retryFailed,
+    update: opts.update === true,
     report: opts.report === undefined ? true : flag('report', opts.report),
   });
   markRunStarted(plan.stateDir, { name: plan.run, kind: 'run', command: opts.command ?? ['run', p.name], outDir: plan.outDir });

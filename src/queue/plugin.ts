@@ -10,8 +10,7 @@ import { UsageError } from '../errors.ts';
 import { DEFAULTS, Engine, FAILURES_FILE, METADATA_FILE, type EngineOptions, type FoundOn, type ItemInput, type Summary } from '../core/engine.ts';
 import { markRunEnded, markRunStarted } from '../core/runs.ts';
 import type { DownloadOptions } from '../options.ts';
-import { engineHandlers } from '../plugin/handle.ts';
-import { downloadOptions, stderrLog, type PluginRunPlan, type RunPluginOptions } from '../plugin/run.ts';
+import { downloadOptions, pluginRunSpec, type PluginRunPlan, type RunPluginOptions } from '../plugin/run.ts';
 import type { AnyPlugin } from '../plugin/types.ts';
 import type { Archive } from '../storage/archive.ts';
 import type { Item } from '../storage/state.ts';
@@ -69,22 +68,8 @@ export async function runPluginQueued(p: AnyPlugin, plan: PluginRunPlan, opts: R
     let local: Summary;
     try {
       const engine = await Engine.open({
-        stateDir: plan.stateDir,
+        ...pluginRunSpec(p, plan, opts, archive, false),
         outDir: pagesDir,
-        name: run,
-        maxPages: plan.limits.maxPages,
-        maxDepth: plan.limits.maxDepth,
-        acceptStatus: p.http?.acceptStatus,
-        options: plan.engineOptions,
-        requests: plan.start,
-        handlers: engineHandlers(p, plan.values, opts.log ?? stderrLog(p.name), {
-          keepFound: plan.engineOptions.nameTemplate !== undefined,
-          archive,
-          update: false,
-          imageReferer: p.http?.imageReferer === true,
-        }),
-        signal: opts.signal,
-        httpKind: opts.http,
         report: false,
         forward: (range, pending) => cutter.offer(range.to, pending, opts.signal),
       });
