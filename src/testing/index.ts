@@ -4,6 +4,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { gif, jpeg, png, webp } from './images.ts';
+import { closeServer } from './server.ts';
 
 /** One request the fixture site answered. */
 export interface FixtureRequest {
@@ -194,15 +195,7 @@ export async function startFixtureSite(dir: string, options: FixtureSiteOptions 
     count: (prefix) => requests.filter((r) => (r.path + r.search).startsWith(prefix)).length,
     route: (p, handler) => void routes.set(p, handler),
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        const fallback = setTimeout(resolve, 2000);
-        server.close(() => {
-          clearTimeout(fallback);
-          resolve();
-        });
-        server.closeAllConnections();
-        for (const s of sockets) s.destroy();
-      });
+      closing ??= closeServer(server, sockets);
       return closing;
     },
   };

@@ -3,6 +3,7 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerRespon
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream';
+import { closeServer } from '../../src/testing/server.ts';
 import { bigPngLength, bigPngStream, contentTypeFor, imageFor, png } from './images.ts';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
@@ -236,17 +237,11 @@ export async function startOrigin(opts: { latencyMs?: number } = {}): Promise<Or
     count: (prefix) => log.filter((e) => (e.path + e.search).startsWith(prefix)).length,
     route: (p, handler) => void routes.set(p, handler),
     close() {
-      closing ??= new Promise<void>((resolve) => {
+      if (!closing) {
         for (const t of timers) clearTimeout(t);
         timers.clear();
-        const fallback = setTimeout(resolve, 2000); // belt and braces: server.close() waits for sockets
-        server.close(() => {
-          clearTimeout(fallback);
-          resolve();
-        });
-        server.closeAllConnections();
-        for (const s of sockets) s.destroy();
-      });
+        closing = closeServer(server, sockets);
+      }
       return closing;
     },
   };
