@@ -636,9 +636,10 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
     await res.dump();
     throw new DownloadError('too_large', `Content-Length ${expected} is over --max-bytes ${maxBytes}`);
   }
-  // A small body of known length (almost every image) is read in one go, without an iterator step per chunk.
+  // A small body of known length (almost every image) is read in one go, without an iterator step per chunk (a
+  // length over --max-bytes was refused above).
   const inMemory = ctx.bodyInMemory ?? IN_MEMORY_LIMIT;
-  if (res.whole && expected !== undefined && expected <= inMemory && (maxBytes <= 0 || expected <= maxBytes)) {
+  if (res.whole && expected !== undefined && expected <= inMemory) {
     let body: Buffer;
     try {
       const data = await res.whole();
@@ -682,7 +683,7 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       chunks.push(chunk);
       buffered += chunk.length;
       if (!sniffed && buffered >= SNIFF_BYTES) sniffed = await sniffOrThrow(Buffer.concat(chunks));
-      if (buffered > (ctx.bodyInMemory ?? IN_MEMORY_LIMIT) && tmpPath !== undefined) {
+      if (buffered > inMemory && tmpPath !== undefined) {
         // Large body: from here on it streams to disk, so memory stays flat whatever the image size.
         file = await openTmp(tmpPath);
         hash = createHash('sha256');
