@@ -161,6 +161,31 @@ test('the same command again once the run is done fetches nothing: every image i
   await assertFolder(out, urls);
 });
 
+test('a shard delivered again after its run was merged is not opened again: no shard folder comes back, nothing is fetched', { skip, timeout: 120_000 }, async () => {
+  // What a worker that kept its shard through a Redis outage (or a duplicate delivery) does once the run is merged.
+  const dir = tmpDir();
+  const urls = list(dir, 'redelivered', 30);
+  const out = path.join(dir, 'out');
+  const first = await runCli(['get', 'list.txt', '--out', out, '--queue', redis!.url, '--job-size', '10', '-c', '4', '--json'], { cwd: dir, timeoutMs: 120_000 });
+  assert.equal(first.code, 0, first.stderr);
+  const { run } = JSON.parse(first.stdout) as { run: string };
+  const requests = origin!.count('/img/redelivered-');
+  const { Queue } = await import('bullmq');
+  const { shardJob } = await import('../src/queue/coordinator.ts');
+  const { PREFIX, QUEUE_NAME } = await import('../src/queue/redis.ts');
+  const queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: Number(new URL(redis!.url).port) }, prefix: PREFIX });
+  try {
+    const job = shardJob(run, 1, urls.slice(10, 20));
+    await queue.add(job.name, job.data, job.opts);
+  } finally {
+    await queue.close();
+  }
+  const worker = imgdl(['worker', '--queue', redis!.url, '-c', '4', '--exit-when-idle'], dir);
+  assert.equal(await worker.exit, 0, worker.stderr());
+  assert.equal(origin!.count('/img/redelivered-'), requests, 'nothing fetched again');
+  await assertFolder(out, urls);
+});
+
 test('an unreachable Redis is one line and exit 2, before any work; so is a --queue that is not a Redis URL', { skip, timeout: 60_000 }, async () => {
   const dir = tmpDir();
   list(dir, 'unreachable', 3);

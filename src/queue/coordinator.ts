@@ -368,6 +368,7 @@ export async function runProgress(redis: Redis, run: string, started: number): P
  * folders go once merged (unless a shard failed for good: then they stay for the next attempt).
  */
 async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<string>, started: number, cut: Cut = {}, s3?: S3Output): Promise<QueueSummary> {
+  await closeShards(redis, run);
   const meta = await redis.hgetall(keys.run(run));
   const shards = Number(meta['shards'] ?? 0);
   const failedShards = await redis.hgetall(keys.failed(run));
@@ -443,7 +444,11 @@ async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<
         ...(cut.pagesFailed ? { pagesFailed: String(cut.pagesFailed) } : {}),
       })
       .del(keys.live(run))
+      .del(keys.open(run))
       .exec();
+  } else {
+    // The failed shards' folders stay, for the next attempt of the same command to take them up again.
+    await redis.hdel(keys.run(run), 'merging');
   }
   return {
     run,
@@ -463,6 +468,24 @@ async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<
     shards: shardCount,
   };
 }
+
+/**
+ * Marks the run as being merged, so that no worker opens a shard's folder from now on (a shard delivered again, or
+ * still held by a worker that lost Redis for a while: see claimShard), then waits until the workers that have one
+ * open close it. A worker not heard from for WORKER_TTL_MS is dead: its folder is not waited for.
+ */
+async function closeShards(redis: Redis, run: string): Promise<void> {
+  await redis.hset(keys.run(run), 'merging', '1');
+  for (;;) {
+    const holders = [...new Set((await redis.hkeys(keys.open(run))).map((entry) => entry.slice(entry.indexOf(' ') + 1)))];
+    if (holders.length === 0) return;
+    const alive = await Promise.all(holders.map((name) => redis.exists(keys.worker(name))));
+    if (alive.every((n) => n === 0)) return;
+    await sleep(CLOSE_POLL_MS);
+  }
+}
+
+const CLOSE_POLL_MS = 100;
 
 /** The same command after the run was merged: nothing to do, everything it saved is `skipped`. */
 function finishedSummary(run: string, outDir: string, meta: Record<string, string>, started: number): QueueSummary {

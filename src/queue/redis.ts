@@ -33,6 +33,9 @@ export const keys = {
   failed: (run: string) => `${PREFIX}:run:${run}:failed`,
   /** shard → progress of a shard being worked on (JSON LiveShard). */
   live: (run: string) => `${PREFIX}:run:${run}:live`,
+  /** `<shard> <worker>` → when: the shards' folders a worker has open (or is waiting to open); the coordinator merges
+   * and removes them only once none is left (see claimShard). */
+  open: (run: string) => `${PREFIX}:run:${run}:open`,
   workers: `${PREFIX}:workers`,
   /** Runs whose coordinator is still adding shards (run → until when, in ms, renewed while it does). */
   cutting: `${PREFIX}:cutting`,
@@ -125,4 +128,25 @@ export async function connect(url: URL, name = 'imgdl'): Promise<Redis> {
 /** `host:pid`: who a worker is. */
 export function workerName(host: string, pid: number): string {
   return `${host}:${pid}`;
+}
+
+/**
+ * Registers a worker's use of a shard's folder (`keys.open`), unless the run is being merged (its coordinator set
+ * `merging` in the run's hash): one script, so a worker either registers before the coordinator looks, and is waited
+ * for, or sees the mark and leaves the folder alone. True when registered.
+ */
+export async function claimShard(redis: Redis, run: string, entry: string): Promise<boolean> {
+  const answer = await redis.eval(CLAIM_SCRIPT, 2, keys.run(run), keys.open(run), entry, String(Date.now()));
+  return Number(answer) === 1;
+}
+
+const CLAIM_SCRIPT = `
+if redis.call('hget', KEYS[1], 'merging') == '1' or redis.call('hget', KEYS[1], 'merged') == '1' then return 0 end
+redis.call('hset', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`;
+
+/** `<shard> <worker>`: a field of `keys.open`. */
+export function openEntry(shard: number, worker: string): string {
+  return `${shard} ${worker}`;
 }

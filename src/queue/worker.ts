@@ -14,7 +14,7 @@ import type { S3Target } from '../output/s3-target.ts';
 import type { HttpClientKind } from '../http/client.ts';
 import { integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import {
-  connect, DEFAULT_LOCK_MS, HEARTBEAT_MS, keys, MAX_STALLS, parseRedisUrl, PREFIX, QUEUE_NAME, redisOptions, SHARD_ATTEMPTS, SHARDS_DIR,
+  claimShard, connect, DEFAULT_LOCK_MS, openEntry, HEARTBEAT_MS, keys, MAX_STALLS, parseRedisUrl, PREFIX, QUEUE_NAME, redisOptions, SHARD_ATTEMPTS, SHARDS_DIR,
   workerName, WORKER_TTL_MS, type LiveShard, type ShardResult,
 } from './redis.ts';
 import { RedisHostLimiter } from './limiter.ts';
@@ -115,6 +115,21 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
     if (stopping.signal.aborted) return handBack('the worker is stopping');
     const meta = await redis.hgetall(keys.run(run));
     if (!meta['outDir']) throw new Error(`The run ${run} is not known in this Redis (its shard ${shard} is an orphan)`);
+    // A shard delivered again once done (BullMQ delivers at least once; a worker that kept it through a Redis outage
+    // finished it meanwhile): its result stands, and its folder, which the coordinator may be merging or have
+    // removed, is not opened again.
+    const doneResult = async () => {
+      const done = await redis.hget(keys.done(run), String(shard));
+      return done === null ? undefined : (JSON.parse(done) as ShardResult);
+    };
+    const already = await doneResult();
+    if (already) return already;
+    const entry = openEntry(shard, name);
+    if (!(await claimShard(redis, run, entry))) {
+      const result = await doneResult();
+      if (result) return result;
+      throw new Error(`Shard ${shard} of run ${run} came back while the run is being merged`);
+    }
     const abort = new AbortController();
     current = { job, abort };
     try {
@@ -131,7 +146,10 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
       const s3 = meta['s3'] ? { target: JSON.parse(meta['s3']) as S3Target, local: path.join(storageDir(options.storage), 'shards', safeRunName(run), String(shard)) } : undefined;
       let engine: Engine;
       try {
-        engine = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs, tarShard, s3);
+        const opened = await openShard(meta['outDir'], run, shard, job.data.items, engineOptions, abort.signal, options.http, limiter, lockMs, tarShard, s3, doneResult);
+        // Another process finished the shard while this one waited for its folder.
+        if (!(opened instanceof Engine)) return opened;
+        engine = opened;
       } catch (error) {
         // This machine cannot write to the run's bucket (no credentials, access denied, the store unreachable from
         // here): the shard goes back for a worker that can, and this one stops rather than fail shard after shard.
@@ -164,6 +182,8 @@ export async function startWorker(options: WorkerOptions): Promise<QueueWorker> 
       return result;
     } finally {
       current = undefined;
+      // The folder is closed (the engine's run released it): the coordinator may merge it. Waits for Redis if it is away.
+      await redis.hdel(keys.open(run), entry).catch(() => {});
     }
   };
 
@@ -300,13 +320,14 @@ export function lockDurationMs(value: unknown): number {
 /**
  * Opens a shard's local run. The shard's own lock keeps two processes of one machine off the same shard: a process
  * that still holds it (a worker that lost Redis, whose shard was handed to another) is waited for, since its images
- * are this shard's and will be skipped once it lets go.
+ * are this shard's and will be skipped once it lets go, unless it finished the shard meanwhile (`done` says so): its
+ * result is then returned, and the folder left alone.
  */
 async function openShard(
   outDir: string, run: string, shard: number, items: ShardJob['items'], options: ReturnType<typeof resolveOptions>,
   signal: AbortSignal, httpKind: HttpClientKind | undefined, hosts: RedisHostLimiter | undefined, lockMs: number, tarShard: number | undefined,
-  s3?: { target: S3Target; local: string },
-): Promise<Engine> {
+  s3: { target: S3Target; local: string } | undefined, done: () => Promise<ShardResult | undefined>,
+): Promise<Engine | ShardResult> {
   const shardDir = s3 ? s3.local : path.join(outDir, SHARDS_DIR, String(shard));
   for (;;) {
     try {
@@ -331,6 +352,8 @@ async function openShard(
       if (!(error instanceof UsageError) || !/in use by process|being written by another/.test(error.message) || signal.aborted) throw error;
       await sleep(Math.min(1000, lockMs / 4), undefined, { signal }).catch(() => {});
       if (signal.aborted) throw error;
+      const result = await done();
+      if (result) return result;
     }
   }
 }
