@@ -38,6 +38,31 @@ module.exports = { Configuration: require(${file('configuration.js')}).Configura
   },
   // What Crawlee's modules above import of @crawlee/utils: all of it but its HTML helpers (cheerio and what uses it:
   // Open Graph, social handles), which the queue never calls.
+  // Crawlee's EventManager keeps its listeners in an AsyncEventEmitter, whose package also bundles a copy of Node's
+  // util.inspect and sets it up at load (~35 ms of a start-up). imgdl's EventManager (crawl.ts) never emits: Node's
+  // own EventEmitter holds its listeners, with the one method more that EventManager.close() awaits.
+  '@vladfrangu/async_event_emitter': () => `'use strict';
+const { EventEmitter } = require('node:events');
+class AsyncEventEmitter extends EventEmitter {
+  async waitForAllListenersToComplete() {
+    return false;
+  }
+}
+module.exports = { AsyncEventEmitter };
+`,
+  // Crawlee checks the arguments of every call into a RequestQueue (and of every Request it builds) with ow, whose
+  // predicates are built anew on each call: ~8% of the main thread of a plugin run of 194 pages (W8), for arguments
+  // that, in this bundle, only imgdl's own typed code passes (crawl.ts; plugins reach the queue through it). Here a
+  // check passes whatever it is given. The library (dist/src) and the sources keep the real ow, and the tests run both.
+  ow: () => `'use strict';
+const pass = new Proxy(function () {}, {
+  get: (_, key) => (key === 'isValid' ? () => true : key === 'then' ? undefined : pass),
+  // Predicates chain (ow.number.greaterThanOrEqual(0).lessThanOrEqual(6)); ow(value, predicate) returns nothing used.
+  apply: () => pass,
+});
+class ArgumentError extends Error {}
+module.exports = { __esModule: true, default: pass, Predicate: class Predicate {}, ArgumentError };
+`,
   '@crawlee/utils': () => {
     const dir = dirname(require.resolve('@crawlee/utils/package.json'));
     const skip = new Set(['./internals/cheerio', './internals/open_graph_parser', './internals/social']);
@@ -51,6 +76,41 @@ ${parts.map((p) => `Object.assign(module.exports, require(${JSON.stringify(join(
 };
 
 /**
+ * Packages that Crawlee's modules require when they load but that a run of imgdl calls only on paths it never takes
+ * (tldts: enqueueLinks' same-domain checks; mime-types, json5: the memory storage's key-value files, which imgdl's
+ * store replaces; sax: sitemaps; proper-lockfile: the memory storage's files on disk; @crawlee/memory-storage itself,
+ * Configuration's default storage, which imgdl replaces by its own, crawlee-client.ts): each is given to Crawlee as a
+ * stand-in that loads the real package the first time anything of it is used. ~80 ms of a one-image start-up.
+ * Anything of them used still works, only later.
+ */
+/** As crawl.ts's shrinkSeenCache. */
+const SEEN_CACHE_SLOTS = 4096;
+
+const LAZY = ['tldts', 'mime-types', 'json5', 'sax', 'proper-lockfile', '@crawlee/memory-storage'];
+
+function lazyEntry(name, resolveDir) {
+  const file = require.resolve(name, { paths: [resolveDir] });
+  const real = require(file);
+  // What tslib's interop asks of a module (its __esModule mark) is answered without loading it: read here, at build.
+  const esModule = real.__esModule === true;
+  const target = typeof real === 'function' ? 'function () {}' : '{}';
+  return `'use strict';
+let real;
+const load = () => (real ??= require(${JSON.stringify(file)}));
+module.exports = new Proxy(${target}, {
+  get: (_, key) => (key === '__esModule' ? ${esModule} : load()[key]),
+  has: (_, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, key) => {
+    const d = Reflect.getOwnPropertyDescriptor(load(), key);
+    return d && { ...d, configurable: true };
+  },
+  apply: (_, self, args) => Reflect.apply(load(), self, args),
+});
+`;
+}
+
+/**
  * Resolves `undici` and `@crawlee/core` imported by imgdl's own sources, and `@crawlee/utils` imported by Crawlee's
  * own modules, to the entries above.
  */
@@ -58,12 +118,26 @@ const litePackages = {
   name: 'lite-packages',
   setup(b) {
     const crawlee = join(root, 'node_modules', '@crawlee');
-    b.onResolve({ filter: /^(undici|@crawlee\/core|@crawlee\/utils)$/ }, (args) => {
+    b.onResolve({ filter: /^(undici|@crawlee\/core|@crawlee\/utils|@vladfrangu\/async_event_emitter|ow)$/ }, (args) => {
       const mine = args.importer.startsWith(join(root, 'src'));
-      if (args.path === '@crawlee/utils' ? args.importer.startsWith(crawlee) : mine) return { path: args.path, namespace: 'imgdl-lite' };
+      const forCrawlee = ['@crawlee/utils', '@vladfrangu/async_event_emitter', 'ow'].includes(args.path);
+      if (forCrawlee ? args.importer.startsWith(crawlee) : mine) return { path: args.path, namespace: 'imgdl-lite' };
       return undefined;
     });
     b.onLoad({ filter: /.*/, namespace: 'imgdl-lite' }, (args) => ({ contents: lite[args.path](), loader: 'js', resolveDir: root }));
+    // Crawlee's "seen" cache of a queue: 1,000,000 slots (16 MB) allocated when a queue opens, cut to a few thousand
+    // by crawl.ts (shrinkSeenCache) right after. The bundle allocates the few thousand from the start (~10 ms and a
+    // 16 MB heap spike per run).
+    b.onLoad({ filter: /[\\/]@crawlee[\\/]core[\\/]storages[\\/]request_dedup_cache\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const patched = source.replace('constructor(size = 1000000)', `constructor(size = ${SEEN_CACHE_SLOTS})`);
+      if (patched === source) throw new Error('@crawlee/core changed: review the request_dedup_cache patch in scripts/bundle.mjs');
+      return { contents: patched, loader: 'js' };
+    });
+    b.onResolve({ filter: new RegExp(`^(${LAZY.join('|')})$`) }, (args) =>
+      args.importer.startsWith(crawlee) ? { path: args.path, namespace: 'imgdl-lazy', pluginData: args.resolveDir } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'imgdl-lazy' }, (args) => ({ contents: lazyEntry(args.path, args.pluginData), loader: 'js', resolveDir: root }));
   },
 };
 const outdir = `${root}dist/cli`;

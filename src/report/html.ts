@@ -37,7 +37,9 @@ export function relativeHref(file: string): string {
 }
 
 const fmtBytes = (n: number): string => bytes.format(n, { unitSeparator: ' ', decimalPlaces: 1 }) ?? `${n} B`;
-const fmtInt = (n: number): string => n.toLocaleString('en-US');
+// Grouped by thousands with commas, as toLocaleString('en-US') would, without it: its first call sets up ICU's number
+// formatting, ~35 ms of a one-image run's 0.5 s.
+const fmtInt = (n: number): string => (Number.isInteger(n) ? String(n).replace(/\B(?=(\d{3})+$)/g, ',') : n.toLocaleString('en-US'));
 
 /** Images per contact-sheet section: sections off screen are skipped by layout and paint (content-visibility). */
 const SECTION = 120;
