@@ -79,17 +79,18 @@ ${parts.map((p) => `Object.assign(module.exports, require(${JSON.stringify(join(
  * Packages that Crawlee's modules require when they load but that a run of imgdl calls only on paths it never takes
  * (tldts: enqueueLinks' same-domain checks; mime-types, json5: the memory storage's key-value files, which imgdl's
  * store replaces; sax: sitemaps; proper-lockfile: the memory storage's files on disk; @crawlee/memory-storage itself,
- * Configuration's default storage, which imgdl replaces by its own, crawlee-client.ts): each is given to Crawlee as a
+ * Configuration's default storage, which imgdl replaces by its own, crawlee-client.ts; @apify/ps-tree and Node's
+ * child_process: memory figures for the autoscaled pool; Node's zlib: gzipped sitemaps): each is given to Crawlee as a
  * stand-in that loads the real package the first time anything of it is used. ~80 ms of a one-image start-up.
  * Anything of them used still works, only later.
  */
 /** As crawl.ts's shrinkSeenCache. */
 const SEEN_CACHE_SLOTS = 4096;
 
-const LAZY = ['tldts', 'mime-types', 'json5', 'sax', 'proper-lockfile', '@crawlee/memory-storage'];
+const LAZY = ['tldts', 'mime-types', 'json5', 'sax', 'proper-lockfile', '@crawlee/memory-storage', '@apify/ps-tree', 'node:child_process', 'node:zlib'];
 
 function lazyEntry(name, resolveDir) {
-  const file = require.resolve(name, { paths: [resolveDir] });
+  const file = name.startsWith('node:') ? name : require.resolve(name, { paths: [resolveDir] });
   const real = require(file);
   // What tslib's interop asks of a module (its __esModule mark) is answered without loading it: read here, at build.
   const esModule = real.__esModule === true;
@@ -134,6 +135,22 @@ const litePackages = {
       if (patched === source) throw new Error('@crawlee/core changed: review the request_dedup_cache patch in scripts/bundle.mjs');
       return { contents: patched, loader: 'js' };
     });
+    // undici reads HTTP/2's constants from node:http2 when it loads, and uses the module only for an HTTP/2
+    // connection, which imgdl never asks for: loading http2 (and the tls it loads) costs ~20 ms of every start-up.
+    // Its stand-in holds the constants (protocol numbers and header names, the same in every Node) and loads the
+    // real module for anything else.
+    b.onResolve({ filter: /^node:http2$/ }, (args) =>
+      args.importer.includes(`${join('node_modules', 'undici')}`) ? { path: 'node:http2', namespace: 'imgdl-lazy-http2' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'imgdl-lazy-http2' }, () => ({
+      contents: `'use strict';
+const constants = ${JSON.stringify(require('node:http2').constants)};
+let real;
+module.exports = new Proxy({}, { get: (_, key) => (key === 'constants' ? constants : key === '__esModule' ? false : (real ??= require('node:http2'))[key]) });
+`,
+      loader: 'js',
+      resolveDir: root,
+    }));
     b.onResolve({ filter: new RegExp(`^(${LAZY.join('|')})$`) }, (args) =>
       args.importer.startsWith(crawlee) ? { path: args.path, namespace: 'imgdl-lazy', pluginData: args.resolveDir } : undefined,
     );
