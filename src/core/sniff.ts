@@ -1,4 +1,3 @@
-import { fileTypeFromBuffer } from 'file-type';
 
 /** What the bytes of a body really are. */
 export interface Sniffed {
@@ -12,10 +11,14 @@ export const SNIFF_BYTES = 4100;
 // file-type does not detect SVG (it is text; with an XML declaration it answers `application/xml`); is-svg parses
 // the whole document, which we do not have while streaming, so a small check of the head is ours to write.
 
+/** file-type, loaded the first time a body is not one of the common formats (~15 ms of every start-up otherwise). */
+let fileType: Promise<typeof import('file-type')> | undefined;
+
 /** The image type of a body from its first bytes, or undefined when it is not an image. */
 export async function sniffImage(head: Uint8Array): Promise<Sniffed | undefined> {
   const common = commonImage(head);
   if (common) return common;
+  const { fileTypeFromBuffer } = await (fileType ??= import('file-type'));
   const type = await fileTypeFromBuffer(head);
   if (type?.mime.startsWith('image/')) return { ext: type.ext, mime: type.mime };
   if (type && type.ext !== 'xml') return undefined;
