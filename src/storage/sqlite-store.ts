@@ -124,11 +124,8 @@ const SQL = {
   reqUpdate: 'UPDATE requests SET json = ?, handled = ?, lock_until = 0 WHERE id = ?',
   reqUpdateOrd: 'UPDATE requests SET json = ?, handled = ?, lock_until = 0, ord = ? WHERE id = ?',
   reqDelete: 'DELETE FROM requests WHERE id = ?',
-  reqHead: 'SELECT id, unique_key AS uniqueKey, json FROM requests WHERE handled = 0 AND lock_until <= ? ORDER BY ord LIMIT ?',
-  reqLock: 'UPDATE requests SET lock_until = ? WHERE id = ?',
-  reqUnlock: 'UPDATE requests SET lock_until = 0 WHERE id = ?',
-  reqUnlockFront: 'UPDATE requests SET lock_until = 0, ord = ? WHERE id = ?',
-  reqLocked: 'SELECT 1 AS x FROM requests WHERE handled = 0 AND lock_until > ? LIMIT 1',
+  reqHead: 'SELECT id, unique_key AS uniqueKey, json FROM requests WHERE handled = 0 ORDER BY ord LIMIT ?',
+  reqToFront: 'UPDATE requests SET ord = ? WHERE id = ?',
   reqCounts: 'SELECT count(*) AS total, coalesce(sum(handled), 0) AS handled FROM requests',
   reqMinMax: 'SELECT coalesce(min(ord), 0) AS lo, coalesce(max(ord), 0) AS hi FROM requests',
   reqClearLocks: 'UPDATE requests SET lock_until = 0 WHERE lock_until > 0',
@@ -407,40 +404,52 @@ export class SqliteRunStore implements RunStore {
   }
 
   updateRequest(id: string, json: string, handled: boolean, forefront: boolean): void {
+    // Handled, or reclaimed (given back to the queue): no longer locked, as Crawlee's own storages do.
+    this.locks.delete(id);
     if (forefront) this.q.reqUpdateOrd.run(json, handled ? 1 : 0, --this.lowOrd, id);
     else this.q.reqUpdate.run(json, handled ? 1 : 0, id);
   }
 
   deleteRequest(id: string): void {
+    this.locks.delete(id);
     this.q.reqDelete.run(id);
   }
 
+  /**
+   * Crawlee's request locks (request id → until when, ms), held in memory: only the process that holds the run's lock
+   * ever reads its queue, and a lock never outlives it (the locks of a process that died were cleared at open, see
+   * reqClearLocks, for stores written before 2026-11-29). Kept in SQLite they cost a commit per request taken.
+   */
+  private readonly locks = new Map<string, number>();
+
   lockHead(limit: number, lockMs: number): Array<{ id: string; uniqueKey: string; json: string }> {
     const now = Date.now();
-    return this.db.transaction(() => {
-      const rows = this.q.reqHead.all(now, limit) as Array<{ id: string; uniqueKey: string; json: string }>;
-      for (const row of rows) this.q.reqLock.run(now + lockMs, row.id);
-      return rows;
-    });
+    const locked = (id: string) => (this.locks.get(id) ?? 0) > now;
+    // The locked requests are among the first pending ones: read past them.
+    const rows = (this.q.reqHead.all(limit + this.locks.size) as Array<{ id: string; uniqueKey: string; json: string }>).filter((r) => !locked(r.id)).slice(0, limit);
+    for (const row of rows) this.locks.set(row.id, now + lockMs);
+    return rows;
   }
 
   listHead(limit: number): Array<{ id: string; uniqueKey: string; json: string }> {
-    return this.q.reqHead.all(Number.MAX_SAFE_INTEGER, limit) as Array<{ id: string; uniqueKey: string; json: string }>;
+    return this.q.reqHead.all(limit) as Array<{ id: string; uniqueKey: string; json: string }>;
   }
 
   prolongLock(id: string, lockMs: number): number {
     const until = Date.now() + lockMs;
-    this.q.reqLock.run(until, id);
+    this.locks.set(id, until);
     return until;
   }
 
   unlock(id: string, forefront: boolean): void {
-    if (forefront) this.q.reqUnlockFront.run(--this.lowOrd, id);
-    else this.q.reqUnlock.run(id);
+    this.locks.delete(id);
+    if (forefront) this.q.reqToFront.run(--this.lowOrd, id);
   }
 
   hasLockedRequests(): boolean {
-    return this.q.reqLocked.get(Date.now()) !== undefined;
+    const now = Date.now();
+    for (const until of this.locks.values()) if (until > now) return true;
+    return false;
   }
 
   requestCounts(): { total: number; handled: number } {
