@@ -683,7 +683,10 @@ async function readBody(res: HttpResponse, finalUrl: URL, tmpPath: string | unde
       chunks.push(chunk);
       buffered += chunk.length;
       if (!sniffed && buffered >= SNIFF_BYTES) sniffed = await sniffOrThrow(Buffer.concat(chunks));
-      if (buffered > inMemory && tmpPath !== undefined) {
+      // A body announced (Content-Length) over the in-memory limit goes to disk as soon as it is sniffed, rather than
+      // after buffering the limit first: at 64 large downloads that buffer is 64 × IN_MEMORY_LIMIT of memory at once.
+      const large = buffered > inMemory || (sniffed !== undefined && expected !== undefined && expected > inMemory);
+      if (large && tmpPath !== undefined) {
         // Large body: from here on it streams to disk, so memory stays flat whatever the image size.
         file = await openTmp(tmpPath);
         hash = createHash('sha256');
