@@ -818,6 +818,57 @@ test('a 64 MiB image streams to disk: peak RSS stays under 250 MB, size and sha2
 });
 
 // Crawlee measures memory by spawning `ps`; slim containers have none. imgdl must not need it.
+
+test('an image whose Content-Length is over the in-memory limit goes to its temporary file from its first bytes', async () => {
+  // 64 large downloads at once would otherwise each hold the in-memory limit (512 KB) before writing a byte. The
+  // server sends the headers and the first 128 KB, then waits (at most 20 s) for the temporary file to hold bytes.
+  const total = 2 * 1024 * 1024;
+  const first = 128 * 1024;
+  const origin = await startOrigin();
+  const dir = tmpDir();
+  const partDir = path.join(dir, 'big', '.imgdl-tmp');
+  let seen = 0;
+  let held = 0;
+  origin.route('/held/x.png', async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'image/png', 'content-length': String(bigPngLength(total)) });
+    const body = bigPngStream(total);
+    let sent = 0;
+    let waited = false;
+    for await (const chunk of body) {
+      if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+      sent += (chunk as Buffer).length;
+      if (sent >= first && !waited) {
+        waited = true;
+        held = sent;
+        for (let i = 0; i < 400 && seen === 0; i++) {
+          seen = partBytes(partDir);
+          if (seen === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    }
+    res.end();
+  });
+  try {
+    const run = await runCli(['get', origin.url('/held/x.png'), '--storage', 'st', '--out', 'big', '--json', '--quiet'], { cwd: dir });
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(held < 512 * 1024, `the server held back after ${held} bytes, under the in-memory limit`);
+    assert.ok(seen > 0 && seen <= held, `the temporary file held ${seen} bytes while the server waited after ${held}`);
+    assert.equal(fs.statSync(path.join(dir, 'big', 'x.png')).size, bigPngLength(total));
+    assert.deepEqual(fs.existsSync(partDir) ? fs.readdirSync(partDir) : [], [], 'no temporary file left');
+  } finally {
+    await origin.close();
+  }
+});
+
+/** Bytes in the temporary files under `dir` (0 when there is none yet). */
+function partBytes(dir: string): number {
+  let bytes = 0;
+  for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (name.endsWith('.part')) bytes += fs.statSync(path.join(dir, name), { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return bytes;
+}
+
 test('runs where no `ps` (or any other program) is on PATH', async () => {
   const origin = await sharedOrigin();
   const dir = tmpDir();
