@@ -36,8 +36,6 @@ module.exports = { Dispatcher, Agent: require(${lib('dispatcher/agent.js')}), Po
 module.exports = { Configuration: require(${file('configuration.js')}).Configuration, EventManager: require(${file('events/event_manager.js')}).EventManager, RequestQueue: require(${file('storages/request_queue_v2.js')}).RequestQueue };
 `;
   },
-  // What Crawlee's modules above import of @crawlee/utils: all of it but its HTML helpers (cheerio and what uses it:
-  // Open Graph, social handles), which the queue never calls.
   // Crawlee's EventManager keeps its listeners in an AsyncEventEmitter, whose package also bundles a copy of Node's
   // util.inspect and sets it up at load (~35 ms of a start-up). imgdl's EventManager (crawl.ts) never emits: Node's
   // own EventEmitter holds its listeners, with the one method more that EventManager.close() awaits.
@@ -63,6 +61,8 @@ const pass = new Proxy(function () {}, {
 class ArgumentError extends Error {}
 module.exports = { __esModule: true, default: pass, Predicate: class Predicate {}, ArgumentError };
 `,
+  // What Crawlee's modules above import of @crawlee/utils: all of it but its HTML helpers (cheerio and what uses it:
+  // Open Graph, social handles), which the queue never calls.
   '@crawlee/utils': () => {
     const dir = dirname(require.resolve('@crawlee/utils/package.json'));
     const skip = new Set(['./internals/cheerio', './internals/open_graph_parser', './internals/social']);
@@ -75,18 +75,18 @@ ${parts.map((p) => `Object.assign(module.exports, require(${JSON.stringify(join(
   },
 };
 
+/** As crawl.ts's shrinkSeenCache. */
+const SEEN_CACHE_SLOTS = 4096;
+
 /**
  * Packages that Crawlee's modules require when they load but that a run of imgdl calls only on paths it never takes
  * (tldts: enqueueLinks' same-domain checks; mime-types, json5: the memory storage's key-value files, which imgdl's
  * store replaces; sax: sitemaps; proper-lockfile: the memory storage's files on disk; @crawlee/memory-storage itself,
  * Configuration's default storage, which imgdl replaces by its own, crawlee-client.ts; @apify/ps-tree and Node's
  * child_process: memory figures for the autoscaled pool; Node's zlib: gzipped sitemaps): each is given to Crawlee as a
- * stand-in that loads the real package the first time anything of it is used. ~80 ms of a one-image start-up.
- * Anything of them used still works, only later.
+ * stand-in that loads the real package the first time anything of it is used (anything of them used still works,
+ * only later). With the entries above: a one-image start-up's CPU 0.58 → 0.33 s (docs/architecture.md, "Start-up").
  */
-/** As crawl.ts's shrinkSeenCache. */
-const SEEN_CACHE_SLOTS = 4096;
-
 const LAZY = ['tldts', 'mime-types', 'json5', 'sax', 'proper-lockfile', '@crawlee/memory-storage', '@apify/ps-tree', 'node:child_process', 'node:zlib'];
 
 function lazyEntry(name, resolveDir) {
@@ -112,8 +112,9 @@ module.exports = new Proxy(${target}, {
 }
 
 /**
- * Resolves `undici` and `@crawlee/core` imported by imgdl's own sources, and `@crawlee/utils` imported by Crawlee's
- * own modules, to the entries above.
+ * Resolves `undici` and `@crawlee/core` imported by imgdl's own sources, and `@crawlee/utils`, the event emitter, ow
+ * and the LAZY packages imported by Crawlee's own modules, to the entries above; `node:http2` imported by undici to a
+ * stand-in; and allocates Crawlee's seen cache small.
  */
 const litePackages = {
   name: 'lite-packages',
@@ -140,7 +141,7 @@ const litePackages = {
     // Its stand-in holds the constants (protocol numbers and header names, the same in every Node) and loads the
     // real module for anything else.
     b.onResolve({ filter: /^node:http2$/ }, (args) =>
-      args.importer.includes(`${join('node_modules', 'undici')}`) ? { path: 'node:http2', namespace: 'imgdl-lazy-http2' } : undefined,
+      args.importer.includes(join('node_modules', 'undici')) ? { path: 'node:http2', namespace: 'imgdl-lazy-http2' } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'imgdl-lazy-http2' }, () => ({
       contents: `'use strict';
