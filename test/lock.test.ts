@@ -44,3 +44,31 @@ test('a zombie holder (killed, not yet reaped by its parent) does not keep the l
     parent.kill('SIGKILL');
   }
 });
+
+test('a lock file torn by a kill between its creation and its pid (empty) is taken over once it is a second old, even by a rerun started at once', async () => {
+  // What SIGKILL at the wrong moment of a start leaves: the chaos test's rerun hit it and gave up after ~0.1 s.
+  const dir = tmpDir();
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'lock'), '');
+  const started = Date.now();
+  const lock = await RunLock.take(dir, 'again');
+  const waited = Date.now() - started;
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'lock'), 'utf8')).pid, process.pid);
+  assert.ok(waited < 10_000, `taken after ${waited} ms`);
+  lock.release();
+  assert.equal(fs.existsSync(path.join(dir, 'lock')), false);
+});
+
+test('an empty lock file that a live process fills in belongs to that process: refused, not taken over', async () => {
+  const dir = tmpDir();
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'lock'), '');
+  const sleeper = spawn('sleep', ['5'], { stdio: 'ignore' });
+  try {
+    // The "starting" process writes its pid 200 ms later, well within the wait for a torn file.
+    setTimeout(() => holdBy(dir, sleeper.pid!), 200);
+    await assert.rejects(RunLock.take(dir), /in use by process/);
+  } finally {
+    sleeper.kill('SIGKILL');
+  }
+});

@@ -23,7 +23,10 @@ export class RunLock {
    */
   static async takeFile(file: string, opts: { run?: string; busy: (holder: Holder) => string }): Promise<RunLock> {
     const mine = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString(), ...(opts.run ? { run: opts.run } : {}) });
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // An empty or unreadable lock file is one a starting process is writing (its pid follows within microseconds), or
+    // one a process killed between creating it and writing its pid left torn: waited for until it is TORN_MS old, then
+    // taken over. A rerun right after such a kill waits that long, no more; it used to give up after ~0.1 s.
+    for (let attempt = 0; attempt < 100; attempt++) {
       try {
         await fs.promises.writeFile(file, mine, { flag: 'wx' });
         return new RunLock(file);
@@ -34,7 +37,7 @@ export class RunLock {
       if (holder && holder.host === os.hostname() && holder.pid !== process.pid && alive(holder.pid)) {
         throw new UsageError(opts.busy(holder));
       }
-      // A holder that is gone, or a file torn by a crash before its pid was written.
+      // A holder that is gone, or a file torn long enough ago.
       if (holder || !recentlyWritten(file)) await fs.promises.rm(file, { force: true });
       else await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -57,10 +60,13 @@ export interface Holder {
   run?: string;
 }
 
-/** An empty or unreadable lock file younger than a second may be one another process is writing right now. */
+/** How old an empty or unreadable lock file must be to be taken as torn by a crash rather than being written. */
+const TORN_MS = 1000;
+
+/** An empty or unreadable lock file younger than TORN_MS may be one another process is writing right now. */
 function recentlyWritten(file: string): boolean {
   try {
-    return Date.now() - fs.statSync(file).mtimeMs < 1000;
+    return Date.now() - fs.statSync(file).mtimeMs < TORN_MS;
   } catch {
     return false;
   }
