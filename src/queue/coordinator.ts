@@ -213,6 +213,8 @@ export async function coordinate(
       await worker?.close();
     }
     if (!finished) return await interruptedSummary(redis, run, outKey, started, result);
+    // Stopped (Ctrl-C) while waiting for a worker still in a shard's folder: the run merges next time.
+    if (!(await closeShards(redis, run, options.signal))) return await interruptedSummary(redis, run, outKey, started, result);
     return await merge(redis, run, outDir, doneBefore, started, result, s3);
   } finally {
     await queue?.close().catch(() => {});
@@ -368,7 +370,6 @@ export async function runProgress(redis: Redis, run: string, started: number): P
  * folders go once merged (unless a shard failed for good: then they stay for the next attempt).
  */
 async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<string>, started: number, cut: Cut = {}, s3?: S3Output): Promise<QueueSummary> {
-  await closeShards(redis, run);
   const meta = await redis.hgetall(keys.run(run));
   const shards = Number(meta['shards'] ?? 0);
   const failedShards = await redis.hgetall(keys.failed(run));
@@ -472,15 +473,21 @@ async function merge(redis: Redis, run: string, outDir: string, doneBefore: Set<
 /**
  * Marks the run as being merged, so that no worker opens a shard's folder from now on (a shard delivered again, or
  * still held by a worker that lost Redis for a while: see claimShard), then waits until the workers that have one
- * open close it. A worker not heard from for WORKER_TTL_MS is dead: its folder is not waited for.
+ * open close it. A worker not heard from for WORKER_TTL_MS is dead: its folder is not waited for. False when `signal`
+ * stopped the wait (the mark is taken back).
  */
-async function closeShards(redis: Redis, run: string): Promise<void> {
+async function closeShards(redis: Redis, run: string, signal: AbortSignal | undefined): Promise<boolean> {
   await redis.hset(keys.run(run), 'merging', '1');
   for (;;) {
     const holders = [...new Set((await redis.hkeys(keys.open(run))).map((entry) => entry.slice(entry.indexOf(' ') + 1)))];
-    if (holders.length === 0) return;
+    if (holders.length === 0) return true;
     const alive = await Promise.all(holders.map((name) => redis.exists(keys.worker(name))));
-    if (alive.every((n) => n === 0)) return;
+    if (alive.every((n) => n === 0)) return true;
+    if (signal?.aborted) {
+      // Not merged: shards may be opened again until the same command merges the run.
+      await redis.hdel(keys.run(run), 'merging');
+      return false;
+    }
     await sleep(CLOSE_POLL_MS);
   }
 }
