@@ -335,3 +335,40 @@ test('Ctrl-C on the coordinator hands its shard back and exits 130; the same com
   await assertFolder(path.join(dir, 'out'), urls);
   assert.ok(refetches(origin!, '/img/sigint-') <= 2, `refetched ${refetches(origin!, '/img/sigint-')}, at most the 2 in flight`);
 });
+
+test('Ctrl-C while the coordinator waits for a live worker still in a shard folder: exit 130, not merged; the same command merges', { skip, timeout: 180_000 }, async () => {
+  const dir = tmpDir();
+  const urls = list(dir, 'waitmerge', 20);
+  const args = ['get', 'list.txt', '--out', 'out', '--queue', redis!.url, '--job-size', '10', '-c', '4', '--json'];
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redis!.url);
+  const meta = async () => {
+    for (const run of await client.zrange('imgdl:runs', '0', '-1')) {
+      const m = await client.hgetall(`imgdl:run:${run}`);
+      if (m['outDir'] === path.join(dir, 'out')) return { run, m };
+    }
+    return undefined;
+  };
+  try {
+    const first = imgdl(args, dir);
+    await enqueued(first);
+    const { run } = (await meta())!;
+    // A worker that is alive (its heartbeat key is there) and has shard 0's folder open, as one that lost Redis for a while.
+    await client.multi().set('imgdl:worker:ghost', '{}', 'PX', 120_000).hset(`imgdl:run:${run}:open`, '0 ghost', String(Date.now())).exec();
+    for (let i = 0; i < 600 && (await meta())?.m['merging'] !== '1'; i++) await sleep(100);
+    assert.equal((await meta())?.m['merging'], '1', 'the coordinator waits to merge');
+    first.child.kill('SIGINT');
+    assert.equal(await first.exit, 130, first.stderr());
+    assert.equal((JSON.parse(first.stdout()) as { interrupted: boolean }).interrupted, true);
+    const after = (await meta())!.m;
+    assert.deepEqual([after['merging'], after['merged']], [undefined, undefined], 'not merged, the mark taken back');
+    await client.del('imgdl:worker:ghost', `imgdl:run:${run}:open`);
+    const requests = origin!.count('/img/waitmerge-');
+    const second = await runCli(args, { cwd: dir, timeoutMs: 150_000 });
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(origin!.count('/img/waitmerge-'), requests, 'nothing fetched again');
+    await assertFolder(path.join(dir, 'out'), urls);
+  } finally {
+    client.disconnect();
+  }
+});
