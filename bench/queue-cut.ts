@@ -10,12 +10,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from './lib/proc.ts';
 
 const { values } = parseArgs({
   options: { urls: { type: 'string', default: '1000000' }, 'job-size': { type: 'string', default: '10000' }, bin: { type: 'string' } },
@@ -23,17 +23,6 @@ const { values } = parseArgs({
 const URLS = Number(values.urls);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.resolve(values.bin ?? path.join(root, 'bin', 'imgdl.js'));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const peak = (pid: number): number => {
   try {

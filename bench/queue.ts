@@ -12,12 +12,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from './lib/proc.ts';
 
 const { values } = parseArgs({
   options: { urls: { type: 'string', default: '6000' }, 'shard-size': { type: 'string', default: '500' }, latency: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '16' }, workers: { type: 'string', default: '1,2,4' } },
@@ -54,15 +54,6 @@ function start(cmd: string, args: string[], opts: { cwd?: string; stdin?: 'pipe'
     resolve(code);
   }));
   return { child, out: () => out, err: () => err, exit };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function until(ok: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {

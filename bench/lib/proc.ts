@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
 
 const POLL_MS = 50;
@@ -257,6 +258,18 @@ export function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
     child.once('exit', () => {
       clearTimeout(timer);
       resolve(true);
+    });
+  });
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a service the bench starts itself: redis-server). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
     });
   });
 }
