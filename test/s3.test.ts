@@ -15,6 +15,7 @@ import { BIN, listFiles, runProcess, tmpDir, type CliResult } from './helpers/cl
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { redisMissing, startRedis, type RedisServer } from './helpers/redis.ts';
 import { S3_ENV, sha256, startConditionalProxy, startFaultProxy, startS3, type FakeS3 } from './helpers/s3.ts';
+import type { ImageRecord } from '../src/core/download.ts';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 
 const BUCKET = 'imgdl-test';
@@ -44,14 +45,6 @@ function writeList(dir: string, urls: string[], name = 'list.txt'): void {
   fs.writeFileSync(path.join(dir, name), urls.join('\n') + '\n');
 }
 
-interface Rec {
-  url: string;
-  file: string;
-  bytes: number;
-  sha256: string;
-  contentType: string;
-}
-
 const RUN_FILES = ['metadata.jsonl', 'failures.jsonl', 'stats.json', 'report.html'];
 
 /**
@@ -59,11 +52,11 @@ const RUN_FILES = ['metadata.jsonl', 'failures.jsonl', 'stats.json', 'report.htm
  * metadata.jsonl; each record's object has its size and sha256; every other object is a run file (no orphan, no
  * second copy, no probe, no shard file). Returns the records and the objects.
  */
-async function assertBucket(prefix: string, saved: readonly string[], opts: { runFiles?: readonly string[]; foreign?: readonly string[] } = {}): Promise<{ records: Rec[]; objects: Map<string, Buffer> }> {
+async function assertBucket(prefix: string, saved: readonly string[], opts: { runFiles?: readonly string[]; foreign?: readonly string[] } = {}): Promise<{ records: ImageRecord[]; objects: Map<string, Buffer> }> {
   const objects = await s3.objects(BUCKET, `${prefix}/`);
   const meta = objects.get(`${prefix}/metadata.jsonl`);
   assert.ok(meta, `metadata.jsonl uploaded under ${prefix}/ (objects: ${[...objects.keys()].join(', ')})`);
-  const records = meta.toString('utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Rec);
+  const records = meta.toString('utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as ImageRecord);
   const urls = records.map((r) => r.url);
   assert.deepEqual(urls.filter((u, i) => urls.indexOf(u) !== i), [], 'one record per URL');
   assert.deepEqual([...urls].sort(), [...saved].sort(), 'a record for every URL that must be saved, and for no other');
