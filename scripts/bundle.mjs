@@ -89,17 +89,25 @@ const SEEN_CACHE_SLOTS = 4096;
  */
 const LAZY = ['tldts', 'mime-types', 'json5', 'sax', 'proper-lockfile', '@crawlee/memory-storage', '@apify/ps-tree', 'node:child_process', 'node:zlib'];
 
+/**
+ * What a stand-in answers without loading its module, read from the module when bundling: undici reads HTTP/2's
+ * constants from node:http2 when it loads (protocol numbers and header names, the same in every Node), and uses the
+ * module itself only for an HTTP/2 connection, which imgdl never asks for (loading http2 and the tls it loads: ~20 ms).
+ */
+const KNOWN = { 'node:http2': (real) => ({ constants: real.constants }) };
+
 function lazyEntry(name, resolveDir) {
   const file = name.startsWith('node:') ? name : require.resolve(name, { paths: [resolveDir] });
   const real = require(file);
-  // What tslib's interop asks of a module (its __esModule mark) is answered without loading it: read here, at build.
-  const esModule = real.__esModule === true;
+  // What tslib's interop asks of a module (its __esModule mark) is answered without loading it too.
+  const known = { __esModule: real.__esModule === true, ...KNOWN[name]?.(real) };
   const target = typeof real === 'function' ? 'function () {}' : '{}';
   return `'use strict';
+const known = ${JSON.stringify(known)};
 let real;
 const load = () => (real ??= require(${JSON.stringify(file)}));
 module.exports = new Proxy(${target}, {
-  get: (_, key) => (key === '__esModule' ? ${esModule} : load()[key]),
+  get: (_, key) => (Object.hasOwn(known, key) ? known[key] : load()[key]),
   has: (_, key) => key in load(),
   ownKeys: () => Reflect.ownKeys(load()),
   getOwnPropertyDescriptor: (_, key) => {
@@ -114,7 +122,7 @@ module.exports = new Proxy(${target}, {
 /**
  * Resolves `undici` and `@crawlee/core` imported by imgdl's own sources, and `@crawlee/utils`, the event emitter, ow
  * and the LAZY packages imported by Crawlee's own modules, to the entries above; `node:http2` imported by undici to a
- * stand-in; and allocates Crawlee's seen cache small.
+ * stand-in (KNOWN); and allocates Crawlee's seen cache small.
  */
 const litePackages = {
   name: 'lite-packages',
@@ -136,22 +144,9 @@ const litePackages = {
       if (patched === source) throw new Error('@crawlee/core changed: review the request_dedup_cache patch in scripts/bundle.mjs');
       return { contents: patched, loader: 'js' };
     });
-    // undici reads HTTP/2's constants from node:http2 when it loads, and uses the module only for an HTTP/2
-    // connection, which imgdl never asks for: loading http2 (and the tls it loads) costs ~20 ms of every start-up.
-    // Its stand-in holds the constants (protocol numbers and header names, the same in every Node) and loads the
-    // real module for anything else.
     b.onResolve({ filter: /^node:http2$/ }, (args) =>
-      args.importer.includes(join('node_modules', 'undici')) ? { path: 'node:http2', namespace: 'imgdl-lazy-http2' } : undefined,
+      args.importer.includes(join('node_modules', 'undici')) ? { path: args.path, namespace: 'imgdl-lazy' } : undefined,
     );
-    b.onLoad({ filter: /.*/, namespace: 'imgdl-lazy-http2' }, () => ({
-      contents: `'use strict';
-const constants = ${JSON.stringify(require('node:http2').constants)};
-let real;
-module.exports = new Proxy({}, { get: (_, key) => (key === 'constants' ? constants : key === '__esModule' ? false : (real ??= require('node:http2'))[key]) });
-`,
-      loader: 'js',
-      resolveDir: root,
-    }));
     b.onResolve({ filter: new RegExp(`^(${LAZY.join('|')})$`) }, (args) =>
       args.importer.startsWith(crawlee) ? { path: args.path, namespace: 'imgdl-lazy', pluginData: args.resolveDir } : undefined,
     );
