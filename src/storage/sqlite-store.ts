@@ -121,14 +121,13 @@ const SQL = {
   reqByKey: 'SELECT id, handled FROM requests WHERE unique_key = ?',
   reqById: 'SELECT id, unique_key AS uniqueKey, json, handled FROM requests WHERE id = ?',
   reqInsert: 'INSERT INTO requests (ord, id, unique_key, json, handled) VALUES (?, ?, ?, ?, ?)',
-  reqUpdate: 'UPDATE requests SET json = ?, handled = ?, lock_until = 0 WHERE id = ?',
-  reqUpdateOrd: 'UPDATE requests SET json = ?, handled = ?, lock_until = 0, ord = ? WHERE id = ?',
+  reqUpdate: 'UPDATE requests SET json = ?, handled = ? WHERE id = ?',
+  reqUpdateOrd: 'UPDATE requests SET json = ?, handled = ?, ord = ? WHERE id = ?',
   reqDelete: 'DELETE FROM requests WHERE id = ?',
   reqHead: 'SELECT id, unique_key AS uniqueKey, json FROM requests WHERE handled = 0 ORDER BY ord LIMIT ?',
   reqToFront: 'UPDATE requests SET ord = ? WHERE id = ?',
   reqCounts: 'SELECT count(*) AS total, coalesce(sum(handled), 0) AS handled FROM requests',
   reqMinMax: 'SELECT coalesce(min(ord), 0) AS lo, coalesce(max(ord), 0) AS hi FROM requests',
-  reqClearLocks: 'UPDATE requests SET lock_until = 0 WHERE lock_until > 0',
 } as const;
 
 type Statements = { readonly [K in keyof typeof SQL]: SqlStatement };
@@ -179,9 +178,6 @@ export class SqliteRunStore implements RunStore {
       throw new Error(`The run state ${file} is damaged or unreadable (${(error as Error).message}). ` + 'Move it aside or start over with --fresh.', { cause: error });
     }
     const store = new SqliteRunStore(dir, db);
-    // Only one process holds a run (see RunLock), so any lock left in the queue is stale: a crashed run resumes at
-    // once instead of waiting locks out.
-    if (!options.readonly) store.q.reqClearLocks.run();
     return store;
   }
 
@@ -417,8 +413,9 @@ export class SqliteRunStore implements RunStore {
 
   /**
    * Crawlee's request locks (request id → until when, ms), held in memory: only the process that holds the run's lock
-   * ever reads its queue, and a lock never outlives it (the locks of a process that died were cleared at open, see
-   * reqClearLocks, for stores written before 2026-11-29). Kept in SQLite they cost a commit per request taken.
+   * ever reads its queue, and a lock never outlives it: a crashed run resumes at once instead of waiting locks out.
+   * Kept in SQLite (the requests table's lock_until, written by stores before 2026-11-29 and read by nothing now)
+   * they cost a commit per request taken.
    */
   private readonly locks = new Map<string, number>();
 
