@@ -1,4 +1,3 @@
-
 /** What the bytes of a body really are. */
 export interface Sniffed {
   ext: string;

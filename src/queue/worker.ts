@@ -14,7 +14,7 @@ import type { S3Target } from '../output/s3-target.ts';
 import type { HttpClientKind } from '../http/client.ts';
 import { integer, resolveOptions, type DownloadOptions } from '../options.ts';
 import {
-  claimShard, connect, DEFAULT_LOCK_MS, openEntry, HEARTBEAT_MS, keys, MAX_STALLS, parseRedisUrl, PREFIX, QUEUE_NAME, redisOptions, SHARD_ATTEMPTS, SHARDS_DIR,
+  claimShard, connect, DEFAULT_LOCK_MS, HEARTBEAT_MS, keys, MAX_STALLS, openEntry, parseRedisUrl, PREFIX, QUEUE_NAME, redisOptions, SHARD_ATTEMPTS, SHARDS_DIR,
   workerName, WORKER_TTL_MS, type LiveShard, type ShardResult,
 } from './redis.ts';
 import { RedisHostLimiter } from './limiter.ts';

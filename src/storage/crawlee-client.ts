@@ -129,12 +129,11 @@ function headItem(row: { id: string; uniqueKey: string; json: string }) {
 }
 
 /**
- * A Crawlee StorageClient whose request queues live in the run store; datasets and key-value stores
- * (Crawlee's statistics and session state, which imgdl does not need to keep) stay in memory.
+ * A Crawlee StorageClient whose request queues live in the run store; it has no datasets or key-value stores (a
+ * RequestQueue opens none, and a run's records are in its run store).
  */
 export function createStorageClient(store: RunStore, queues = new Map<string, SqliteRequestQueueClient>()): StorageClient {
-  // A run keeps its records in its own store: no Crawlee dataset or key-value store is ever opened (a RequestQueue
-  // opens none), so none is made (Crawlee's MemoryStorage is not even loaded: ~40 ms of a start-up).
+  // Crawlee's MemoryStorage is not even loaded (~40 ms of a start-up).
   const none = (): never => {
     throw new Error("imgdl's Crawlee storage holds request queues only (a run's records are in its run store)");
   };
